@@ -1,0 +1,38 @@
+//! AWS client construction, in one place. `aws_config` honours `AWS_ENDPOINT_URL`, so
+//! the same binary talks to LocalStack or to AWS with no branches elsewhere.
+
+use crate::config::{Config, ConfigError};
+
+/// The clients and configuration a function needs, built once per cold start.
+#[derive(Debug, Clone)]
+pub struct Deps {
+    pub config: Config,
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub s3: aws_sdk_s3::Client,
+}
+
+impl Deps {
+    /// Loads config and SDK clients.
+    ///
+    /// # Errors
+    /// Missing configuration.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let config = Config::from_env()?;
+        let sdk = aws_config::load_from_env().await;
+        Ok(Self::new(config, &sdk))
+    }
+
+    pub fn new(config: Config, sdk: &aws_config::SdkConfig) -> Self {
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(sdk)
+                // LocalStack serves buckets by path, not by virtual host.
+                .force_path_style(config.local_endpoint)
+                .build(),
+        );
+        Self {
+            dynamo: aws_sdk_dynamodb::Client::new(sdk),
+            s3,
+            config,
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! tradeflow-adapters: everything that talks to the outside (AWS through the SDK,
+//! the IBKR Client Portal gateway, LLM providers), plus configuration and the step
+//! harness that gives every Lambda the same lineage and error behaviour.
+
+pub mod aws;
+pub mod blobs;
+pub mod config;
+pub mod lineage;
+pub mod market;
+pub mod step;
+pub mod store;
+pub mod telemetry;
+pub mod workflow;
+
+pub use aws::Deps;
+pub use config::Config;

@@ -1,0 +1,333 @@
+//! DynamoDB access for tradeflow's items. Items are (de)serialised with serde_dynamo
+//! from the core types, so the stored shape is the documented JSON shape.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use thiserror::Error;
+use tradeflow_core::StepError;
+use tradeflow_core::execution::{Execution, ExecutionStatus};
+use tradeflow_core::strategy::Strategy;
+
+use crate::config::Tables;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("item already exists in {table}")]
+    AlreadyExists { table: String },
+    #[error("dynamodb {op} on {table}: {source}")]
+    Dynamo {
+        op: &'static str,
+        table: String,
+        throttled: bool,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("item in {table} has an unexpected shape: {source}")]
+    Shape {
+        table: String,
+        #[source]
+        source: serde_dynamo::Error,
+    },
+}
+
+impl From<StoreError> for StepError {
+    fn from(e: StoreError) -> Self {
+        match &e {
+            // Throttling and service errors pass; retrying is the cure.
+            StoreError::Dynamo { .. } => StepError::transient(e.to_string()),
+            _ => StepError::fatal(e.to_string()),
+        }
+    }
+}
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+/// Converts any serialisable value into a DynamoDB item.
+///
+/// # Errors
+/// A value that is not a map.
+pub fn to_item<T: Serialize>(table: &str, value: &T) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(value).map_err(|e| StoreError::Shape {
+        table: table.into(),
+        source: e,
+    })
+}
+
+/// Converts a DynamoDB item into a value.
+///
+/// # Errors
+/// An item that does not have the shape of `T`.
+pub fn from_item<T: DeserializeOwned>(table: &str, item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Shape {
+        table: table.into(),
+        source: e,
+    })
+}
+
+fn dynamo_err<E>(op: &'static str, table: &str, e: SdkError<E>) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let throttled = format!("{e:?}").contains("Throttl");
+    StoreError::Dynamo {
+        op,
+        table: table.into(),
+        throttled,
+        source: Box::new(e),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub client: aws_sdk_dynamodb::Client,
+    pub tables: Tables,
+}
+
+impl Store {
+    pub fn new(client: aws_sdk_dynamodb::Client, tables: Tables) -> Self {
+        Self { client, tables }
+    }
+
+    /// Writes an item; with `if_absent_attr`, only if no item with that key exists.
+    ///
+    /// # Errors
+    /// `AlreadyExists` when the condition fails, or the SDK error.
+    pub async fn put<T: Serialize>(
+        &self,
+        table: &str,
+        value: &T,
+        if_absent_attr: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let item = to_item(table, value)?;
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item));
+        if let Some(attr) = if_absent_attr {
+            req = req
+                .condition_expression("attribute_not_exists(#k)")
+                .expression_attribute_names("#k", attr);
+        }
+        match req.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => Err(StoreError::AlreadyExists {
+                table: table.into(),
+            }),
+            Err(e) => Err(dynamo_err("put", table, e)),
+        }
+    }
+
+    /// Reads one item by key.
+    ///
+    /// # Errors
+    /// The SDK error or an item of the wrong shape.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        table: &str,
+        key: Item,
+    ) -> Result<Option<T>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| dynamo_err("get", table, e))?;
+        out.item.map(|i| from_item(table, i)).transpose()
+    }
+
+    /// Queries a partition (optionally through an index), newest sort key first.
+    ///
+    /// # Errors
+    /// The SDK error or an item of the wrong shape.
+    pub async fn query<T: DeserializeOwned>(
+        &self,
+        table: &str,
+        index: Option<&str>,
+        pk_name: &str,
+        pk_value: &str,
+        newest_first: bool,
+        limit: Option<i32>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(table)
+                .set_index_name(index.map(String::from))
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", pk_name)
+                .expression_attribute_values(":pk", s(pk_value))
+                .scan_index_forward(!newest_first)
+                .set_limit(limit)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| dynamo_err("query", table, e))?;
+            for item in page.items.unwrap_or_default() {
+                out.push(from_item(table, item)?);
+            }
+            let reached = limit.is_some_and(|l| out.len() >= l as usize);
+            match page.last_evaluated_key {
+                Some(k) if !reached => start = Some(k),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads a strategy.
+    ///
+    /// # Errors
+    /// The SDK error or a malformed item.
+    pub async fn strategy(&self, strategy_id: &str) -> Result<Option<Strategy>, StoreError> {
+        self.get(
+            &self.tables.strategies,
+            HashMap::from([("strategy_id".into(), s(strategy_id))]),
+        )
+        .await
+    }
+
+    /// Stores a strategy (create or replace).
+    ///
+    /// # Errors
+    /// The SDK error.
+    pub async fn put_strategy(&self, strategy: &Strategy) -> Result<(), StoreError> {
+        self.put(&self.tables.strategies, strategy, None).await
+    }
+
+    /// Claims a scheduled tick for an execution. Returns the execution that holds
+    /// the claim: ours when we won it (or already held it, on a retry), another's
+    /// when this tick was already delivered.
+    ///
+    /// # Errors
+    /// The SDK error.
+    pub async fn claim_tick(
+        &self,
+        strategy_id: &str,
+        tick: &str,
+        execution_id: &str,
+        expires_at: i64,
+    ) -> Result<String, StoreError> {
+        let claim = serde_json::json!({
+            "strategy_id": strategy_id, "tick": tick,
+            "execution_id": execution_id, "expires_at": expires_at,
+        });
+        match self.put(&self.tables.ticks, &claim, Some("tick")).await {
+            Ok(()) => Ok(execution_id.to_string()),
+            Err(StoreError::AlreadyExists { .. }) => {
+                let existing: Option<serde_json::Value> = self
+                    .get(
+                        &self.tables.ticks,
+                        HashMap::from([
+                            ("strategy_id".into(), s(strategy_id)),
+                            ("tick".into(), s(tick)),
+                        ]),
+                    )
+                    .await?;
+                Ok(existing
+                    .and_then(|v| {
+                        v.get("execution_id")
+                            .and_then(|e| e.as_str())
+                            .map(String::from)
+                    })
+                    .unwrap_or_default())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates the execution item unless it exists (a retried load_strategy).
+    ///
+    /// # Errors
+    /// The SDK error.
+    pub async fn start_execution(&self, execution: &Execution) -> Result<(), StoreError> {
+        match self
+            .put(&self.tables.executions, execution, Some("execution_id"))
+            .await
+        {
+            Ok(()) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads an execution.
+    ///
+    /// # Errors
+    /// The SDK error or a malformed item.
+    pub async fn execution(&self, execution_id: &str) -> Result<Option<Execution>, StoreError> {
+        self.get(
+            &self.tables.executions,
+            HashMap::from([("execution_id".into(), s(execution_id))]),
+        )
+        .await
+    }
+
+    /// Sets the final status of an execution with its summary or error.
+    ///
+    /// # Errors
+    /// The SDK error.
+    pub async fn finish_execution(
+        &self,
+        execution_id: &str,
+        status: ExecutionStatus,
+        finished_at: &str,
+        summary: Option<&serde_json::Value>,
+        error: Option<&serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        let table = &self.tables.executions;
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(table)
+            .key("execution_id", s(execution_id))
+            .update_expression("SET #st = :st, finished_at = :f, summary = :sum, #err = :err")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#err", "error")
+            .expression_attribute_values(
+                ":st",
+                s(serde_json::to_value(status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default()),
+            )
+            .expression_attribute_values(":f", s(finished_at));
+        for (name, value) in [(":sum", summary), (":err", error)] {
+            let av = match value {
+                Some(v) => serde_dynamo::to_attribute_value(v).map_err(|e| StoreError::Shape {
+                    table: table.clone(),
+                    source: e,
+                })?,
+                None => AttributeValue::Null(true),
+            };
+            req = req.expression_attribute_values(name, av);
+        }
+        req.send()
+            .await
+            .map_err(|e| dynamo_err("update", table, e))?;
+        Ok(())
+    }
+}
+
+pub(crate) fn is_conditional_failure<E, R>(e: &SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    match e {
+        SdkError::ServiceError(se) => se.err().code() == Some("ConditionalCheckFailedException"),
+        _ => false,
+    }
+}

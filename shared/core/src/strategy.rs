@@ -1,0 +1,258 @@
+//! A trading strategy: what to trade, how to look at it, how to ask, how much to risk.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::indicators::IndicatorSpec;
+use crate::market::Timeframe;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Strategy {
+    pub strategy_id: String,
+    pub name: String,
+    /// IBKR contract id.
+    pub conid: i64,
+    pub symbol: String,
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    #[serde(default)]
+    pub timeframe: Timeframe,
+    /// Bars of history to fetch.
+    #[serde(default = "default_bars")]
+    pub bars: u32,
+    #[serde(default = "default_indicators")]
+    pub indicators: Vec<IndicatorSpec>,
+    /// Also render a weekly chart (resampled from daily bars).
+    #[serde(default)]
+    pub weekly_chart: bool,
+    #[serde(default = "default_template")]
+    pub prompt_template: String,
+    #[serde(default)]
+    pub provider: ProviderSpec,
+    /// AWS EventBridge cron expression (6 fields, UTC), e.g. `cron(30 14 ? * MON-FRI *)`.
+    #[serde(default = "default_schedule")]
+    pub schedule: String,
+    #[serde(default)]
+    pub risk: RiskParams,
+    /// Records the would-be order instead of sending it.
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(default = "default_true")]
+    pub active: bool,
+}
+
+fn default_currency() -> String {
+    "USD".into()
+}
+fn default_bars() -> u32 {
+    500
+}
+fn default_template() -> String {
+    "default-analysis".into()
+}
+fn default_schedule() -> String {
+    "cron(30 14 ? * MON-FRI *)".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_indicators() -> Vec<IndicatorSpec> {
+    IndicatorSpec::defaults()
+}
+
+/// Which analyst reads the chart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderSpec {
+    /// `rules` (deterministic, offline), `openai` (any OpenAI-compatible server) or `bedrock`.
+    #[serde(default = "default_provider")]
+    pub kind: String,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub base_url: Option<String>,
+}
+
+fn default_provider() -> String {
+    "rules".into()
+}
+
+impl Default for ProviderSpec {
+    fn default() -> Self {
+        Self {
+            kind: default_provider(),
+            model: None,
+            base_url: None,
+        }
+    }
+}
+
+/// Money-at-risk settings. Amounts are exact decimals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RiskParams {
+    /// Capital the strategy trades with.
+    pub capital: Decimal,
+    /// Fraction of capital risked per trade (entry to stop), e.g. 0.01.
+    pub risk_per_trade: Decimal,
+    /// Largest position value allowed.
+    pub max_position_value: Decimal,
+    /// Open positions allowed at once for this strategy.
+    pub max_open_positions: u32,
+    /// Realised loss per day after which no new entries are made.
+    pub daily_loss_limit: Decimal,
+    /// Signals below this confidence are not traded.
+    pub min_confidence: f64,
+    /// Allow SELL signals to open short positions.
+    #[serde(default)]
+    pub allow_short: bool,
+}
+
+impl Default for RiskParams {
+    fn default() -> Self {
+        Self {
+            capital: Decimal::from(100_000),
+            risk_per_trade: Decimal::new(1, 2),
+            max_position_value: Decimal::from(25_000),
+            max_open_positions: 1,
+            daily_loss_limit: Decimal::from(2_000),
+            min_confidence: 0.5,
+            allow_short: false,
+        }
+    }
+}
+
+#[derive(Debug, Error, PartialEq)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    pub field: String,
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl Strategy {
+    /// Checks a strategy before it is stored or run.
+    ///
+    /// # Errors
+    /// The first invalid field, named as in the JSON body.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if self.strategy_id.is_empty()
+            || !self
+                .strategy_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            || self.strategy_id.len() > 48
+        {
+            return Err(ValidationError::new(
+                "strategy_id",
+                "must be 1-48 characters of letters, digits, '-' or '_'",
+            ));
+        }
+        if self.name.trim().is_empty() {
+            return Err(ValidationError::new("name", "must not be empty"));
+        }
+        if self.conid <= 0 {
+            return Err(ValidationError::new(
+                "conid",
+                "must be a positive IBKR conid",
+            ));
+        }
+        if self.symbol.trim().is_empty() {
+            return Err(ValidationError::new("symbol", "must not be empty"));
+        }
+        if !(30..=1000).contains(&self.bars) {
+            return Err(ValidationError::new("bars", "must be between 30 and 1000"));
+        }
+        for (i, spec) in self.indicators.iter().enumerate() {
+            spec.validate()
+                .map_err(|e| ValidationError::new(format!("indicators[{i}]"), e.to_string()))?;
+        }
+        let r = &self.risk;
+        if r.capital <= Decimal::ZERO {
+            return Err(ValidationError::new("risk.capital", "must be positive"));
+        }
+        if r.risk_per_trade <= Decimal::ZERO || r.risk_per_trade > Decimal::new(1, 1) {
+            return Err(ValidationError::new(
+                "risk.risk_per_trade",
+                "must be a fraction in (0, 0.1]",
+            ));
+        }
+        if r.max_position_value <= Decimal::ZERO {
+            return Err(ValidationError::new(
+                "risk.max_position_value",
+                "must be positive",
+            ));
+        }
+        if r.daily_loss_limit < Decimal::ZERO {
+            return Err(ValidationError::new(
+                "risk.daily_loss_limit",
+                "must not be negative",
+            ));
+        }
+        if !(0.0..=1.0).contains(&r.min_confidence) {
+            return Err(ValidationError::new(
+                "risk.min_confidence",
+                "must be in [0, 1]",
+            ));
+        }
+        if !["rules", "openai", "bedrock"].contains(&self.provider.kind.as_str()) {
+            return Err(ValidationError::new(
+                "provider.kind",
+                "must be one of rules, openai, bedrock",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn example() -> Strategy {
+        serde_json::from_value(serde_json::json!({
+            "strategy_id": "aapl-swing",
+            "name": "AAPL daily swing",
+            "conid": 265598,
+            "symbol": "AAPL",
+            "risk": {
+                "capital": "100000", "risk_per_trade": "0.01", "max_position_value": "25000",
+                "max_open_positions": 1, "daily_loss_limit": "2000", "min_confidence": 0.5
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_minimal_strategy_gets_the_documented_defaults_and_validates() {
+        let s = example();
+
+        assert_eq!(s.bars, 500);
+        assert_eq!(s.timeframe, Timeframe::Daily);
+        assert_eq!(s.provider.kind, "rules");
+        assert!(!s.indicators.is_empty());
+        assert_eq!(s.validate(), Ok(()));
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut s = example();
+        s.risk.risk_per_trade = Decimal::new(-1, 2);
+        assert_eq!(s.validate().unwrap_err().field, "risk.risk_per_trade");
+
+        let mut s = example();
+        s.conid = 0;
+        assert_eq!(s.validate().unwrap_err().field, "conid");
+
+        let mut s = example();
+        s.strategy_id = "bad id!".into();
+        assert_eq!(s.validate().unwrap_err().field, "strategy_id");
+    }
+}
