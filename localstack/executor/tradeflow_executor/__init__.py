@@ -1,0 +1,1 @@
+"""LocalStack Lambda runtime executor forwarding invokes to `cargo lambda watch` (see plugin.py)."""
