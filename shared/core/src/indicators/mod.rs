@@ -1,14 +1,19 @@
 //! The indicator catalogue: specs with named parameters and defaults, validation,
 //! and computation to series aligned with the input bars (`None` during warm-up).
 //!
-//! Definitions follow TA-Lib (see each function); this module is the one place that
-//! knows the formulas. Series are named `<indicator>[_<output>]_<params>`, e.g.
+//! Definitions follow TA-Lib (the formulas and where they use the `ta` crate are in
+//! `formulas.rs`; they are checked value by value against TA-Lib in `reference_tests.rs`).
+//! This module is the one place that knows the formulas. Series are named `<indicator>[_<output>]_<params>`, e.g.
 //! `rsi_14`, `macd_signal_12_26_9`, `bb_upper_20_2`.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::market::Bar;
+
+mod formulas;
+#[cfg(test)]
+mod reference_tests;
 
 /// One configured indicator with its parameters. Missing parameters take the defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,8 +55,29 @@ pub enum IndicatorSpec {
         #[serde(default = "three")]
         multiplier: f64,
     },
+    /// Slow stochastic, TA-Lib's `STOCH` parameter names (defaults 5/3/3).
+    Stochastic {
+        #[serde(default = "p5")]
+        fastk_period: usize,
+        #[serde(default = "p3")]
+        slowk_period: usize,
+        #[serde(default = "p3")]
+        slowd_period: usize,
+    },
+    Obv {},
+    /// Rolling VWAP over `period` bars.
+    Vwap {
+        #[serde(default = "p20")]
+        period: usize,
+    },
 }
 
+fn p3() -> usize {
+    3
+}
+fn p5() -> usize {
+    5
+}
 fn p9() -> usize {
     9
 }
@@ -81,10 +107,13 @@ fn three() -> f64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Panel {
-    /// Overlaid on the candles (SMA, EMA, Bollinger, Supertrend).
+    /// Overlaid on the candles (SMA, EMA, Bollinger, Supertrend, VWAP).
     Price,
-    /// A panel of its own, named after the indicator (RSI, MACD, ATR).
+    /// A panel of its own, named after the indicator (RSI, MACD, ATR, stochastic, OBV).
     Own,
+    /// Not drawn as a line: qualifies another series of the same indicator
+    /// (Supertrend's direction, +1/−1, colours the Supertrend line).
+    Hidden,
 }
 
 /// One output series of an indicator, aligned index-for-index with the bars.
@@ -146,7 +175,7 @@ impl IndicatorSpec {
         ]
     }
 
-    /// The indicator's kind, e.g. `macd`.
+    /// The indicator's kind, e.g. `macd`: the first part of its series names.
     pub fn kind(&self) -> &'static str {
         match self {
             IndicatorSpec::Rsi { .. } => "rsi",
@@ -156,25 +185,77 @@ impl IndicatorSpec {
             IndicatorSpec::Ema { .. } => "ema",
             IndicatorSpec::Bollinger { .. } => "bb",
             IndicatorSpec::Supertrend { .. } => "supertrend",
+            IndicatorSpec::Stochastic { .. } => "stoch",
+            IndicatorSpec::Obv {} => "obv",
+            IndicatorSpec::Vwap { .. } => "vwap",
         }
     }
 
-    /// Checks the parameters.
+    /// The parameter suffix of the series names, e.g. `_12_26_9`, `_20_2` (empty for OBV).
+    fn params(&self) -> String {
+        match *self {
+            IndicatorSpec::Rsi { period }
+            | IndicatorSpec::Atr { period }
+            | IndicatorSpec::Sma { period }
+            | IndicatorSpec::Ema { period }
+            | IndicatorSpec::Vwap { period } => format!("_{period}"),
+            IndicatorSpec::Macd { fast, slow, signal } => format!("_{fast}_{slow}_{signal}"),
+            // f64's Display prints 2.0 as "2" and 2.5 as "2.5".
+            IndicatorSpec::Bollinger { period, std_dev } => format!("_{period}_{std_dev}"),
+            IndicatorSpec::Supertrend { period, multiplier } => format!("_{period}_{multiplier}"),
+            IndicatorSpec::Stochastic {
+                fastk_period,
+                slowk_period,
+                slowd_period,
+            } => format!("_{fastk_period}_{slowk_period}_{slowd_period}"),
+            IndicatorSpec::Obv {} => String::new(),
+        }
+    }
+
+    /// The indicator with its parameters, e.g. `macd_12_26_9`: names it in errors.
+    pub fn label(&self) -> String {
+        format!("{}{}", self.kind(), self.params())
+    }
+
+    /// Bars needed for one value: TA-Lib's lookback + 1 (e.g. RSI 14 needs 15, MACD
+    /// 12/26/9 needs 34, stochastic 5/3/3 needs 9).
+    pub fn bars_needed(&self) -> usize {
+        match *self {
+            IndicatorSpec::Sma { period }
+            | IndicatorSpec::Ema { period }
+            | IndicatorSpec::Bollinger { period, .. }
+            | IndicatorSpec::Vwap { period } => period,
+            IndicatorSpec::Rsi { period }
+            | IndicatorSpec::Atr { period }
+            | IndicatorSpec::Supertrend { period, .. } => period + 1,
+            IndicatorSpec::Macd { slow, signal, .. } => slow + signal - 1,
+            IndicatorSpec::Stochastic {
+                fastk_period,
+                slowk_period,
+                slowd_period,
+            } => fastk_period + slowk_period + slowd_period - 2,
+            IndicatorSpec::Obv {} => 1,
+        }
+    }
+
+    /// Checks the parameters: periods ≥ 1, MACD fast < slow, positive finite multipliers.
     ///
     /// # Errors
     /// `InvalidParameter` naming the indicator and the parameter.
     pub fn validate(&self) -> Result<(), IndicatorError> {
         let bad = |message: &str| {
             Err(IndicatorError::InvalidParameter {
-                indicator: self.kind().into(),
+                indicator: self.label(),
                 message: message.into(),
             })
         };
+        let positive = |x: f64| x.is_finite() && x > 0.0;
         match *self {
             IndicatorSpec::Rsi { period }
             | IndicatorSpec::Atr { period }
             | IndicatorSpec::Sma { period }
             | IndicatorSpec::Ema { period }
+            | IndicatorSpec::Vwap { period }
                 if period < 1 =>
             {
                 bad("period must be >= 1")
@@ -183,11 +264,20 @@ impl IndicatorSpec {
                 bad("fast, slow and signal must be >= 1")
             }
             IndicatorSpec::Macd { fast, slow, .. } if fast >= slow => bad("fast must be < slow"),
-            IndicatorSpec::Bollinger { period, std_dev } if period < 1 || std_dev <= 0.0 => {
-                bad("period must be >= 1 and std_dev > 0")
+            IndicatorSpec::Bollinger { period, std_dev } if period < 1 || !positive(std_dev) => {
+                bad("period must be >= 1 and std_dev a finite number > 0")
             }
-            IndicatorSpec::Supertrend { period, multiplier } if period < 1 || multiplier <= 0.0 => {
-                bad("period must be >= 1 and multiplier > 0")
+            IndicatorSpec::Supertrend { period, multiplier }
+                if period < 1 || !positive(multiplier) =>
+            {
+                bad("period must be >= 1 and multiplier a finite number > 0")
+            }
+            IndicatorSpec::Stochastic {
+                fastk_period,
+                slowk_period,
+                slowd_period,
+            } if fastk_period < 1 || slowk_period < 1 || slowd_period < 1 => {
+                bad("fastk_period, slowk_period and slowd_period must be >= 1")
             }
             _ => Ok(()),
         }
@@ -197,14 +287,18 @@ impl IndicatorSpec {
 /// Computes every configured indicator.
 ///
 /// # Errors
-/// The first invalid spec or the first indicator short of bars.
+/// The first invalid spec, else the first indicator short of bars.
 pub fn compute_all(
     specs: &[IndicatorSpec],
     bars: &[Bar],
 ) -> Result<Vec<IndicatorSeries>, IndicatorError> {
-    let mut out = Vec::new();
     for spec in specs {
-        out.extend(compute(spec, bars)?);
+        spec.validate()?;
+    }
+    let close: Vec<f64> = bars.iter().map(|b| b.close).collect();
+    let mut out = Vec::with_capacity(specs.len() * 3);
+    for spec in specs {
+        out.extend(compute_with(spec, bars, &close)?);
     }
     Ok(out)
 }
@@ -216,51 +310,79 @@ pub fn compute_all(
 pub fn compute(spec: &IndicatorSpec, bars: &[Bar]) -> Result<Vec<IndicatorSeries>, IndicatorError> {
     spec.validate()?;
     let close: Vec<f64> = bars.iter().map(|b| b.close).collect();
-    let series = |name: String, panel: Panel, values: Vec<Option<f64>>| IndicatorSeries {
-        name,
-        indicator: spec.kind().into(),
+    compute_with(spec, bars, &close)
+}
+
+/// `close` is `bars`' closes, extracted once by the caller.
+fn compute_with(
+    spec: &IndicatorSpec,
+    bars: &[Bar],
+    close: &[f64],
+) -> Result<Vec<IndicatorSeries>, IndicatorError> {
+    let needed = spec.bars_needed();
+    if bars.len() < needed {
+        return Err(IndicatorError::NotEnoughBars {
+            indicator: spec.label(),
+            needed,
+            got: bars.len(),
+        });
+    }
+    let (kind, params) = (spec.kind(), spec.params());
+    let series = |output: &str, panel: Panel, values: Vec<Option<f64>>| IndicatorSeries {
+        name: format!("{kind}{output}{params}"),
+        indicator: kind.into(),
         panel,
         values,
     };
-    match *spec {
-        IndicatorSpec::Sma { period } => {
-            need(spec, period, bars.len())?;
-            Ok(vec![series(
-                format!("sma_{period}"),
-                Panel::Price,
-                sma(&close, period),
-            )])
+    let ta_err = |e: ta::errors::TaError| IndicatorError::InvalidParameter {
+        indicator: spec.label(),
+        message: e.to_string(),
+    };
+    Ok(match *spec {
+        IndicatorSpec::Sma { period } => vec![series(
+            "",
+            Panel::Price,
+            formulas::sma(close, period).map_err(ta_err)?,
+        )],
+        IndicatorSpec::Ema { period } => {
+            vec![series("", Panel::Price, formulas::ema(close, period))]
         }
-        _ => Err(IndicatorError::InvalidParameter {
-            indicator: spec.kind().into(),
-            message: "not implemented yet".into(),
-        }),
-    }
-}
-
-fn need(spec: &IndicatorSpec, needed: usize, got: usize) -> Result<(), IndicatorError> {
-    if got < needed {
-        return Err(IndicatorError::NotEnoughBars {
-            indicator: spec.kind().into(),
-            needed,
-            got,
-        });
-    }
-    Ok(())
-}
-
-/// Simple moving average (TA-Lib SMA): mean of the last `period` values.
-fn sma(x: &[f64], period: usize) -> Vec<Option<f64>> {
-    let mut out = vec![None; x.len()];
-    let mut sum = 0.0;
-    for i in 0..x.len() {
-        sum += x[i];
-        if i >= period {
-            sum -= x[i - period];
+        IndicatorSpec::Rsi { period } => vec![series("", Panel::Own, formulas::rsi(close, period))],
+        IndicatorSpec::Atr { period } => vec![series("", Panel::Own, formulas::atr(bars, period))],
+        IndicatorSpec::Macd { fast, slow, signal } => {
+            let [m, s, h] = formulas::macd(close, fast, slow, signal);
+            vec![
+                series("", Panel::Own, m),
+                series("_signal", Panel::Own, s),
+                series("_hist", Panel::Own, h),
+            ]
         }
-        if i + 1 >= period {
-            out[i] = Some(sum / period as f64);
+        IndicatorSpec::Bollinger { period, std_dev } => {
+            let [u, m, l] = formulas::bollinger(close, period, std_dev);
+            vec![
+                series("_upper", Panel::Price, u),
+                series("_middle", Panel::Price, m),
+                series("_lower", Panel::Price, l),
+            ]
         }
-    }
-    out
+        IndicatorSpec::Supertrend { period, multiplier } => {
+            let [v, d] = formulas::supertrend(bars, period, multiplier);
+            vec![
+                series("", Panel::Price, v),
+                series("_direction", Panel::Hidden, d),
+            ]
+        }
+        IndicatorSpec::Stochastic {
+            fastk_period,
+            slowk_period,
+            slowd_period,
+        } => {
+            let [k, d] = formulas::stochastic(bars, fastk_period, slowk_period, slowd_period);
+            vec![series("_k", Panel::Own, k), series("_d", Panel::Own, d)]
+        }
+        IndicatorSpec::Obv {} => vec![series("", Panel::Own, formulas::obv(bars))],
+        IndicatorSpec::Vwap { period } => {
+            vec![series("", Panel::Price, formulas::vwap(bars, period))]
+        }
+    })
 }
