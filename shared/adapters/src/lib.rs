@@ -5,8 +5,11 @@
 pub mod aws;
 pub mod blobs;
 pub mod config;
+pub mod ibkr;
 pub mod lineage;
+pub mod llm;
 pub mod market;
+pub mod prompt_store;
 pub mod step;
 pub mod store;
 pub mod telemetry;

@@ -1,5 +1,6 @@
 //! Where bars come from. The workflow asks a `MarketSource`; the IBKR Client Portal
-//! client is the real one, the synthetic market serves tests that need no gateway.
+//! client is the real one (`fetch_market_data` uses it); the synthetic market serves
+//! tests that need no gateway.
 
 use chrono::Utc;
 use tradeflow_core::market::{Bar, Timeframe, resample_weekly};
@@ -40,5 +41,17 @@ impl MarketSource for SyntheticMarket {
                 weekly[weekly.len().saturating_sub(bars as usize)..].to_vec()
             }
         })
+    }
+}
+
+/// Bars from the Client Portal gateway (`/iserver/marketdata/history`).
+impl MarketSource for crate::ibkr::IbkrClient {
+    async fn history(
+        &self,
+        conid: i64,
+        timeframe: Timeframe,
+        bars: u32,
+    ) -> Result<Vec<Bar>, StepError> {
+        Ok(self.bars(conid, timeframe, bars).await?)
     }
 }

@@ -1,0 +1,681 @@
+//! A fake IBKR Client Portal gateway: the same paths under `/v1/api`, IBKR's JSON
+//! shapes and quirks (401 until logged in, string conids in search, snake_case
+//! contract info, string snapshot values with an empty pre-flight, order questions,
+//! HTTP 200 rejections, duplicate cOIDs, 429 pacing), an in-memory paper broker with
+//! a deterministic fill model, and `/fake/*` endpoints that tests use to steer it.
+
+pub mod broker;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tradeflow_core::synthetic;
+
+use crate::broker::{Fault, FaultKind, Gateway, OrderAnswer, OrderTicket};
+
+/// How the gateway starts.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub logged_in: bool,
+    pub account_id: String,
+    /// Answer 429 when a client exceeds IBKR's pacing limits.
+    pub pacing: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            logged_in: true,
+            account_id: "DU1234567".into(),
+            pacing: true,
+        }
+    }
+}
+
+/// IBKR's published pacing ("Pacing Limitations", IBKR Campus Web API v1.0).
+const GLOBAL_PER_SECOND: usize = 10;
+const SLOW_ENDPOINT_INTERVAL: Duration = Duration::from_secs(5);
+const HISTORY_CONCURRENCY: usize = 5;
+
+#[derive(Debug, Default)]
+struct Pacing {
+    recent: VecDeque<Instant>,
+    last_slow: HashMap<&'static str, Instant>,
+    history_in_flight: usize,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    gw: Arc<Mutex<Gateway>>,
+    pacing: Option<Arc<Mutex<Pacing>>>,
+}
+
+impl AppState {
+    fn gw(&self) -> MutexGuard<'_, Gateway> {
+        self.gw.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn ibkr_error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({"error": message.into(), "statusCode": status.as_u16()}))).into_response()
+}
+
+fn unauthorized() -> Response {
+    // The real gateway's 401 carries no useful body either.
+    (StatusCode::UNAUTHORIZED, Json(json!({"error": "not authenticated"}))).into_response()
+}
+
+/// The whole app: IBKR paths under `/v1/api`, control paths under `/fake`.
+pub fn router(opts: Options) -> Router {
+    let state = AppState {
+        gw: Arc::new(Mutex::new(Gateway::new(opts.account_id, opts.logged_in))),
+        pacing: opts.pacing.then(|| Arc::new(Mutex::new(Pacing::default()))),
+    };
+    let api = Router::new()
+        .route("/iserver/auth/status", get(auth_status).post(auth_status))
+        .route("/tickle", get(tickle).post(tickle))
+        .route("/iserver/auth/ssodh/init", post(reauthenticate))
+        .route("/iserver/reauthenticate", post(reauthenticate).get(reauthenticate))
+        .route("/logout", post(logout))
+        .route("/iserver/accounts", get(accounts))
+        .route("/iserver/secdef/search", get(search_get).post(search_post))
+        .route("/iserver/contract/{conid}/info", get(contract_info))
+        .route("/iserver/marketdata/history", get(history))
+        .route("/iserver/marketdata/snapshot", get(snapshot))
+        .route("/iserver/account/{acct}/orders", post(place_order))
+        .route("/iserver/reply/{id}", post(reply))
+        .route("/iserver/account/orders", get(live_orders))
+        .route("/iserver/account/order/status/{id}", get(order_status))
+        .route("/iserver/account/{acct}/order/{id}", delete(cancel_order))
+        .route("/portfolio/accounts", get(portfolio_accounts))
+        .route("/portfolio/{acct}/positions/{page}", get(positions))
+        .route("/portfolio/{acct}/summary", get(summary))
+        .route("/portfolio/{acct}/ledger", get(ledger))
+        .layer(middleware::from_fn_with_state(state.clone(), gatekeeper));
+    let control = Router::new()
+        .route("/login", post(fake_login))
+        .route("/logout", post(fake_logout))
+        .route("/expire", post(fake_expire))
+        .route("/compete", post(fake_compete))
+        .route("/price", post(fake_price))
+        .route("/faults", post(fake_faults).delete(fake_clear_faults))
+        .route("/orders", get(fake_orders));
+    Router::new()
+        .nest("/v1/api", api)
+        .nest("/fake", control)
+        .with_state(state)
+}
+
+/// Serves until the listener fails.
+///
+/// # Errors
+/// The listener's I/O error.
+pub async fn serve(listener: tokio::net::TcpListener, opts: Options) -> std::io::Result<()> {
+    axum::serve(listener, router(opts)).await
+}
+
+/// Starts the gateway on 127.0.0.1 with a random port, for tests.
+///
+/// # Errors
+/// Binding the port.
+pub async fn spawn(opts: Options) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(serve(listener, opts));
+    Ok(addr)
+}
+
+/// Paths that keep working without an authenticated brokerage session.
+fn session_free(path: &str) -> bool {
+    matches!(
+        path,
+        "/tickle"
+            | "/iserver/auth/status"
+            | "/iserver/auth/ssodh/init"
+            | "/iserver/reauthenticate"
+            | "/logout"
+    )
+}
+
+fn slow_endpoint(method: &axum::http::Method, path: &str) -> Option<&'static str> {
+    match (method.as_str(), path) {
+        ("GET", "/iserver/account/orders") => Some("orders"),
+        ("GET", "/portfolio/accounts") => Some("portfolio_accounts"),
+        _ => None,
+    }
+}
+
+/// Pacing, faults, authentication and the reply rule, in IBKR's order.
+async fn gatekeeper(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let is_history = path == "/iserver/marketdata/history";
+    if let Some(p) = &st.pacing {
+        let mut p = p.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        while p
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+        {
+            p.recent.pop_front();
+        }
+        p.recent.push_back(now);
+        let mut limited = p.recent.len() > GLOBAL_PER_SECOND;
+        if let Some(key) = slow_endpoint(req.method(), &path) {
+            limited |= p
+                .last_slow
+                .get(key)
+                .is_some_and(|t| now.duration_since(*t) < SLOW_ENDPOINT_INTERVAL);
+            p.last_slow.insert(key, now);
+        }
+        limited |= is_history && p.history_in_flight >= HISTORY_CONCURRENCY;
+        if limited {
+            return (StatusCode::TOO_MANY_REQUESTS, "Too Many Requests").into_response();
+        }
+        if is_history {
+            p.history_in_flight += 1;
+        }
+    }
+    let resp = gate_inner(&st, &path, req, next).await;
+    if is_history && let Some(p) = &st.pacing {
+        p.lock().unwrap_or_else(PoisonError::into_inner).history_in_flight -= 1;
+    }
+    resp
+}
+
+async fn gate_inner(st: &AppState, path: &str, req: Request, next: Next) -> Response {
+    let fault = {
+        let mut gw = st.gw();
+        let found = gw.faults.iter_mut().find(|f| f.count > 0 && path.starts_with(&f.path));
+        found.map(|f| {
+            f.count -= 1;
+            f.clone()
+        })
+    };
+    if let Some(f) = fault {
+        match f.kind {
+            FaultKind::Status500 => {
+                return ibkr_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+            }
+            FaultKind::Status503 => {
+                return ibkr_error(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+            }
+            FaultKind::Garbage => {
+                return Response::builder()
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from("<html><body>Gateway error</body></html>{\"o\":"))
+                    .unwrap_or_default();
+            }
+            FaultKind::Delay => tokio::time::sleep(Duration::from_millis(f.delay_ms)).await,
+        }
+    }
+    {
+        let mut gw = st.gw();
+        if !gw.logged_in {
+            return unauthorized();
+        }
+        if !gw.authenticated && !session_free(path) {
+            return unauthorized();
+        }
+        // "Must follow immediately": any other request drops a pending order question.
+        if !path.starts_with("/iserver/reply/") {
+            gw.pending = None;
+        }
+    }
+    next.run(req).await
+}
+
+async fn auth_status(State(st): State<AppState>) -> Response {
+    Json(st.gw().auth_status()).into_response()
+}
+
+async fn tickle(State(st): State<AppState>) -> Response {
+    let gw = st.gw();
+    Json(json!({
+        "session": "fake0session0token",
+        "ssoExpires": 540_000,
+        "collission": false,
+        "userId": 1,
+        "hmds": {"error": "no bridge"},
+        "iserver": {"authStatus": gw.auth_status()},
+    }))
+    .into_response()
+}
+
+async fn reauthenticate(State(st): State<AppState>) -> Response {
+    let mut gw = st.gw();
+    gw.new_session();
+    Json(json!({"authenticated": true, "connected": true, "competing": false, "message": "triggered"}))
+        .into_response()
+}
+
+async fn logout(State(st): State<AppState>) -> Response {
+    let mut gw = st.gw();
+    gw.logged_in = false;
+    gw.authenticated = false;
+    Json(json!({"status": true})).into_response()
+}
+
+async fn accounts(State(st): State<AppState>) -> Response {
+    let gw = st.gw();
+    Json(json!({
+        "accounts": [gw.account],
+        "aliases": {gw.account.clone(): gw.account},
+        "selectedAccount": gw.account,
+        "isPaper": true,
+        "allowFeatures": {"showGFIS": true},
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    symbol: String,
+    #[serde(default)]
+    name: Option<bool>,
+    #[serde(rename = "secType", default)]
+    sec_type: Option<String>,
+}
+
+async fn search_get(Query(q): Query<SearchQuery>) -> Response {
+    search(q)
+}
+
+async fn search_post(Json(q): Json<SearchQuery>) -> Response {
+    search(q)
+}
+
+fn search(q: SearchQuery) -> Response {
+    if q.sec_type.as_deref().is_some_and(|s| s != "STK") {
+        return Json(json!([])).into_response();
+    }
+    let needle = q.symbol.to_uppercase();
+    let by_name = q.name.unwrap_or(false);
+    let hits: Vec<Value> = synthetic::KNOWN_CONTRACTS
+        .iter()
+        .filter(|c| {
+            if by_name {
+                c.2.contains(&needle)
+            } else {
+                c.1.starts_with(&needle)
+            }
+        })
+        .map(|(conid, symbol, company, exchange)| {
+            json!({
+                // IBKR sends the conid as a string here (and a number elsewhere).
+                "conid": conid.to_string(),
+                "companyHeader": format!("{company} - {exchange}"),
+                "companyName": company,
+                "symbol": symbol,
+                "description": exchange,
+                "restricted": null,
+                "fop": null,
+                "opt": "20261218;20270115",
+                "war": null,
+                "sections": [
+                    {"secType": "STK"},
+                    {"secType": "OPT", "months": "DEC26;JAN27", "exchange": "SMART;AMEX;CBOE"},
+                ],
+            })
+        })
+        .collect();
+    if hits.is_empty() {
+        return ibkr_error(StatusCode::OK, "No symbol found");
+    }
+    Json(hits).into_response()
+}
+
+async fn contract_info(Path(conid): Path<String>) -> Response {
+    let parsed = conid.parse::<i64>().ok();
+    let Some((id, (symbol, company, exchange))) =
+        parsed.and_then(|id| synthetic::contract(id).map(|c| (id, c)))
+    else {
+        return ibkr_error(StatusCode::BAD_REQUEST, format!("Invalid contract id {conid}"));
+    };
+    // Documented in camelCase, served in snake_case (IBKR Campus "Contract information").
+    Json(json!({
+        "cfi_code": "ESXXXX",
+        "symbol": symbol,
+        "cusip": null,
+        "expiry_full": null,
+        "con_id": id,
+        "maturity_date": null,
+        "industry": "Technology",
+        "instrument_type": "STK",
+        "trading_class": "NMS",
+        "valid_exchanges": format!("SMART,{exchange},IEX"),
+        "allow_sell_long": false,
+        "is_zero_commission_security": false,
+        "local_symbol": symbol,
+        "classifier": null,
+        "currency": "USD",
+        "text": null,
+        "underlying_con_id": 0,
+        "r_t_h": true,
+        "multiplier": null,
+        "company_name": company,
+        "smart_available": true,
+        "exchange": exchange,
+        "category": "Computers",
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    conid: String,
+    #[serde(default = "default_period")]
+    period: String,
+    #[serde(default = "default_bar")]
+    bar: String,
+}
+
+fn default_period() -> String {
+    "1y".into()
+}
+
+fn default_bar() -> String {
+    "1d".into()
+}
+
+async fn history(State(st): State<AppState>, Query(q): Query<HistoryQuery>) -> Response {
+    let Ok(conid) = q.conid.parse::<i64>() else {
+        return ibkr_error(StatusCode::BAD_REQUEST, format!("Invalid conid {}", q.conid));
+    };
+    let gw = st.gw();
+    match gw.history(conid, &q.period, &q.bar) {
+        Ok(data) => {
+            let symbol = synthetic::contract(conid).map_or("", |c| c.0);
+            let start = Utc::now().format("%Y%m%d-%H:%M:%S").to_string();
+            Json(json!({
+                "serverId": "20477",
+                "symbol": symbol,
+                "text": symbol,
+                "priceFactor": 100,
+                "startTime": start,
+                "high": "0/0/0",
+                "low": "0/0/0",
+                "timePeriod": q.period,
+                "barLength": if q.bar == "1w" { 604_800 } else { 86_400 },
+                "mdAvailability": "S",
+                "mktDataDelay": 0,
+                "outsideRth": false,
+                "volumeFactor": 1,
+                "priceDisplayRule": 1,
+                "priceDisplayValue": "2",
+                "negativeCapable": false,
+                "messageVersion": 2,
+                "points": data.len(),
+                "travelTime": 12,
+                "data": data,
+            }))
+            .into_response()
+        }
+        Err(e) => ibkr_error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+#[derive(Deserialize)]
+struct SnapshotQuery {
+    conids: String,
+    #[serde(default)]
+    fields: Option<String>,
+}
+
+async fn snapshot(State(st): State<AppState>, Query(q): Query<SnapshotQuery>) -> Response {
+    let mut gw = st.gw();
+    let fields: Vec<String> = q
+        .fields
+        .unwrap_or_else(|| "31".into())
+        .split(',')
+        .map(|f| f.trim().to_string())
+        .collect();
+    let mut out = Vec::new();
+    for raw in q.conids.split(',') {
+        let Some((conid, price)) = raw
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .and_then(|c| gw.price(c).map(|p| (c, p)))
+        else {
+            return ibkr_error(StatusCode::BAD_REQUEST, format!("Invalid conid {raw}"));
+        };
+        let mut row = json!({
+            "conid": conid,
+            "conidEx": conid.to_string(),
+            "_updated": Utc::now().timestamp_millis(),
+            "server_id": "q0",
+        });
+        // The first request for a conid only subscribes: it carries no values
+        // (IBKR Campus Web API v1.0, "Market Data Snapshot": pre-flight request).
+        if gw.snapshot_primed.insert(conid) {
+            out.push(row);
+            continue;
+        }
+        for f in &fields {
+            let v = match f.as_str() {
+                "31" => format!("{price:.2}"),
+                "84" => format!("{:.2}", price - 0.01),
+                "86" => format!("{:.2}", price + 0.01),
+                "55" => synthetic::contract(conid).map_or("", |c| c.0).to_string(),
+                _ => continue,
+            };
+            row[f.as_str()] = Value::String(v);
+        }
+        out.push(row);
+    }
+    Json(out).into_response()
+}
+
+#[derive(Deserialize)]
+struct OrdersBody {
+    orders: Vec<OrderTicket>,
+}
+
+fn order_answer(a: OrderAnswer) -> Response {
+    match a {
+        OrderAnswer::Placed(v) | OrderAnswer::Question(v) => Json(v).into_response(),
+        // IBKR rejects orders with HTTP 200 and an `error` field.
+        OrderAnswer::Error(e) => Json(json!({"error": e})).into_response(),
+    }
+}
+
+async fn place_order(
+    State(st): State<AppState>,
+    Path(acct): Path<String>,
+    body: Result<Json<OrdersBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(body)) = body else {
+        return ibkr_error(StatusCode::BAD_REQUEST, "Bad Request: invalid order body");
+    };
+    let answer = st.gw().place(&acct, body.orders);
+    order_answer(answer)
+}
+
+#[derive(Deserialize)]
+struct ReplyBody {
+    confirmed: bool,
+}
+
+async fn reply(State(st): State<AppState>, Path(id): Path<String>, Json(b): Json<ReplyBody>) -> Response {
+    match st.gw().reply(&id, b.confirmed) {
+        Some(a) => order_answer(a),
+        // A reply that does not immediately follow its question finds nothing.
+        None => ibkr_error(StatusCode::SERVICE_UNAVAILABLE, "reply id not found"),
+    }
+}
+
+async fn live_orders(State(st): State<AppState>) -> Response {
+    let mut gw = st.gw();
+    gw.tick();
+    let orders: Vec<Value> = gw.orders.iter().rev().map(|o| o.live_json()).collect();
+    Json(json!({"orders": orders, "snapshot": true})).into_response()
+}
+
+async fn order_status(State(st): State<AppState>, Path(id): Path<String>) -> Response {
+    let mut gw = st.gw();
+    gw.tick();
+    let found = id
+        .parse::<u64>()
+        .ok()
+        .and_then(|id| gw.orders.iter().find(|o| o.order_id == id));
+    match found {
+        Some(o) => Json(o.status_json()).into_response(),
+        // IBKR answers 503 for orders it does not know in this session.
+        None => ibkr_error(StatusCode::SERVICE_UNAVAILABLE, format!("order {id} not found")),
+    }
+}
+
+async fn cancel_order(State(st): State<AppState>, Path((acct, id)): Path<(String, String)>) -> Response {
+    let Ok(order_id) = id.parse::<u64>() else {
+        return Json(json!({"error": format!("OrderID {id} doesn't exist")})).into_response();
+    };
+    match st.gw().cancel(&acct, order_id) {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => Json(json!({"error": e})).into_response(),
+    }
+}
+
+async fn portfolio_accounts(State(st): State<AppState>) -> Response {
+    let gw = st.gw();
+    Json(json!([{
+        "id": gw.account, "accountId": gw.account, "accountVan": gw.account,
+        "accountTitle": "Fake Paper", "currency": "USD", "type": "DEMO", "tradingType": "PMRGN",
+    }]))
+    .into_response()
+}
+
+fn check_account(gw: &Gateway, acct: &str) -> Option<Response> {
+    (acct != gw.account).then(|| ibkr_error(StatusCode::BAD_REQUEST, format!("Account {acct} is not valid")))
+}
+
+async fn positions(State(st): State<AppState>, Path((acct, page)): Path<(String, u32)>) -> Response {
+    let mut gw = st.gw();
+    if let Some(r) = check_account(&gw, &acct) {
+        return r;
+    }
+    gw.tick();
+    let all = gw.positions();
+    let page: Vec<Value> = all.into_iter().skip(page as usize * 100).take(100).collect();
+    Json(page).into_response()
+}
+
+fn amount(v: f64) -> Value {
+    json!({"amount": v, "currency": "USD", "isNull": false, "timestamp": Utc::now().timestamp_millis(), "value": null, "severity": 0})
+}
+
+async fn summary(State(st): State<AppState>, Path(acct): Path<String>) -> Response {
+    let mut gw = st.gw();
+    if let Some(r) = check_account(&gw, &acct) {
+        return r;
+    }
+    gw.tick();
+    let (cash, mv, _, _) = gw.totals();
+    Json(json!({
+        "accountready": {"value": "true", "isNull": false},
+        "netliquidation": amount(cash + mv),
+        "totalcashvalue": amount(cash),
+        "settledcash": amount(cash),
+        "grosspositionvalue": amount(mv.abs()),
+        "availablefunds": amount(cash),
+        "buyingpower": amount(cash * 4.0),
+    }))
+    .into_response()
+}
+
+async fn ledger(State(st): State<AppState>, Path(acct): Path<String>) -> Response {
+    let mut gw = st.gw();
+    if let Some(r) = check_account(&gw, &acct) {
+        return r;
+    }
+    gw.tick();
+    let (cash, mv, unreal, real) = gw.totals();
+    let entry = |currency: &str| {
+        json!({
+            "currency": currency, "cashbalance": cash, "settledcash": cash,
+            "netliquidationvalue": cash + mv, "stockmarketvalue": mv,
+            "unrealizedpnl": unreal, "realizedpnl": real, "exchangerate": 1,
+            "timestamp": Utc::now().timestamp(),
+        })
+    };
+    Json(json!({"USD": entry("USD"), "BASE": entry("BASE")})).into_response()
+}
+
+async fn fake_login(State(st): State<AppState>) -> Response {
+    let mut gw = st.gw();
+    gw.logged_in = true;
+    gw.new_session();
+    Json(gw.auth_status()).into_response()
+}
+
+async fn fake_logout(State(st): State<AppState>) -> Response {
+    let mut gw = st.gw();
+    gw.logged_in = false;
+    gw.authenticated = false;
+    Json(gw.auth_status()).into_response()
+}
+
+/// Connected but no longer authenticated: what `ssodh/init` repairs.
+async fn fake_expire(State(st): State<AppState>) -> Response {
+    let mut gw = st.gw();
+    gw.authenticated = false;
+    Json(gw.auth_status()).into_response()
+}
+
+/// Another login took the brokerage session.
+async fn fake_compete(State(st): State<AppState>) -> Response {
+    let mut gw = st.gw();
+    gw.authenticated = false;
+    gw.competing = true;
+    Json(gw.auth_status()).into_response()
+}
+
+#[derive(Deserialize)]
+struct PriceBody {
+    conid: i64,
+    price: f64,
+    /// Shares that can fill per market tick; absent means unlimited.
+    #[serde(default)]
+    liquidity: Option<f64>,
+}
+
+async fn fake_price(State(st): State<AppState>, Json(b): Json<PriceBody>) -> Response {
+    let mut gw = st.gw();
+    if synthetic::contract(b.conid).is_none() {
+        return ibkr_error(StatusCode::BAD_REQUEST, format!("unknown conid {}", b.conid));
+    }
+    gw.prices.insert(b.conid, b.price);
+    match b.liquidity {
+        Some(l) => gw.liquidity.insert(b.conid, l),
+        None => gw.liquidity.remove(&b.conid),
+    };
+    Json(json!({"conid": b.conid, "price": b.price})).into_response()
+}
+
+async fn fake_faults(State(st): State<AppState>, Json(f): Json<Fault>) -> Response {
+    let mut gw = st.gw();
+    gw.faults.push(f);
+    Json(json!({"faults": gw.faults})).into_response()
+}
+
+async fn fake_clear_faults(State(st): State<AppState>) -> Response {
+    st.gw().faults.clear();
+    Json(json!({"faults": []})).into_response()
+}
+
+async fn fake_orders(State(st): State<AppState>) -> Response {
+    Json(json!({"orders": st.gw().orders})).into_response()
+}
