@@ -1,7 +1,12 @@
 //! Trading signals: what the analyst recommends, validated before it can become an order.
 
+mod parse;
+
+pub use parse::parse_answer;
+
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -83,8 +88,30 @@ pub struct StructuredAnswer {
     pub reasoning: Option<String>,
 }
 
+/// The JSON schema of `StructuredAnswer`, in the strict form OpenAI's structured
+/// output accepts (every property required, nullable where optional, no extras).
+pub fn structured_answer_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "action": {"type": "string", "enum": ["BUY", "SELL", "HOLD"]},
+            "entry": {"type": ["number", "null"], "description": "limit entry price"},
+            "stop": {"type": ["number", "null"], "description": "stop-loss price"},
+            "target": {"type": ["number", "null"], "description": "take-profit price"},
+            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+            "reasoning": {"type": "string", "description": "one or two sentences"}
+        },
+        "required": ["action", "entry", "stop", "target", "confidence", "reasoning"],
+        "additionalProperties": false
+    })
+}
+
 /// How far from the last close an entry may be before the answer is not believed.
 pub const MAX_ENTRY_DISTANCE: f64 = 0.2;
+/// How far from the entry a stop may be (a stop further away is not a stop).
+pub const MAX_STOP_DISTANCE: f64 = 0.5;
+/// How far from the entry a target may be (a 100% move is not a swing target).
+pub const MAX_TARGET_DISTANCE: f64 = 1.0;
 
 fn dec(x: f64) -> Option<Decimal> {
     Decimal::from_f64_retain(x).map(|d| d.round_dp(4))
@@ -168,8 +195,21 @@ pub fn validate(s: &Signal, last_close: f64) -> Result<(), String> {
         }
         _ => {}
     }
+    let e: f64 = entry.try_into().unwrap_or(0.0);
+    let away = |x: Decimal| (x.try_into().unwrap_or(0.0) - e).abs() / e;
+    if away(stop) > MAX_STOP_DISTANCE {
+        return Err(format!(
+            "stop {stop} is {:.0}% away from the entry {entry}",
+            away(stop) * 100.0
+        ));
+    }
+    if away(target) > MAX_TARGET_DISTANCE {
+        return Err(format!(
+            "target {target} is {:.0}% away from the entry {entry}",
+            away(target) * 100.0
+        ));
+    }
     if last_close > 0.0 {
-        let e: f64 = entry.try_into().unwrap_or(0.0);
         let distance = (e - last_close).abs() / last_close;
         if distance > MAX_ENTRY_DISTANCE {
             return Err(format!(
