@@ -75,6 +75,17 @@ else
   find "$(dirname "$api_py")/__pycache__" -name 'api.*.pyc' -delete 2>/dev/null || true
 fi
 
+# Patch: LocalStack 4.13.1 ignores the host of GATEWAY_LISTEN for IPv4 (a
+# "TODO: interface = host?" in runtime/server/twisted.py) and listens on
+# 0.0.0.0. Pass the interface so 127.0.0.1:4566 means loopback only.
+tw_py="$(dirname "$(dirname "$api_py")")/runtime/server/twisted.py"
+if grep -q 'TCP4ServerEndpoint(reactor, host_and_port.port)$' "$tw_py"; then
+  say "localstack gateway bind patch: applying"
+  sed -i 's/TCP4ServerEndpoint(reactor, host_and_port.port)$/TCP4ServerEndpoint(reactor, host_and_port.port, interface=host_and_port.host)/' "$tw_py"
+else
+  say "localstack gateway bind patch: already applied"
+fi
+
 # 3. Our Lambda runtime executor plugin (re-installed when its sources change).
 ex_key="executor-$(cd "$here/executor" && find . -type f \( -name '*.py' -o -name '*.toml' \) -not -path '*/build/*' | sort | xargs sha1sum | sha1sum | cut -c1-12)"
 if done_ "$ex_key"; then

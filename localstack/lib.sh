@@ -28,6 +28,11 @@ except urllib.error.HTTPError:
 PY
 }
 
+# Does something accept TCP connections on 127.0.0.1:$1?
+port_busy() {
+  python3 -c 'import socket, sys; s = socket.socket(); s.settimeout(1); sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)' "$1"
+}
+
 # Is the process recorded in $STATE/$1.pid alive?
 running() {
   local f="$STATE/$1.pid"

@@ -9,7 +9,7 @@ Idempotent: run it as often as you like. Two ways it runs:
   everything comes from the environment (TRADEFLOW_ROOT, AWS_ENDPOINT_URL...).
 
 Environment:
-  AWS_ENDPOINT_URL   default http://127.0.0.1:4566
+  AWS_ENDPOINT_URL   default http://127.0.0.1:${LOCALSTACK_PORT:-4566}
   TRADEFLOW_ROOT     directory holding infra/resources.json and statemachine/
                      (default: the repo root, the parent of this file's folder)
   TRADEFLOW_ENV_FILE where to write the env file for `cargo lambda watch`
@@ -50,7 +50,8 @@ def repo_root():
 
 
 def endpoint():
-    return os.environ.get("AWS_ENDPOINT_URL") or "http://127.0.0.1:4566"
+    port = os.environ.get("LOCALSTACK_PORT") or "4566"
+    return os.environ.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{port}"
 
 
 def load_resources(root):

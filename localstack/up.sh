@@ -22,7 +22,8 @@ ENV_FILE="$STATE/lambda.env"
 
 ls_up() { running localstack && http_up "http://127.0.0.1:$LOCALSTACK_PORT/_localstack/health"; }
 ibkr_up() { running fake-ibkr && http_up "http://127.0.0.1:$FAKE_IBKR_PORT/v1/api/tickle"; }
-watch_up() { running cargo-lambda && http_up "http://127.0.0.1:$CARGO_LAMBDA_PORT/"; }
+# (a TCP probe: an HTTP GET on watch logs an ERROR line)
+watch_up() { running cargo-lambda && port_busy "$CARGO_LAMBDA_PORT"; }
 
 if ls_up && { [ ! -x "$CARGO_TARGET_DIR/debug/fake-ibkr" ] || ibkr_up; } && { [ $has_workspace = 0 ] || watch_up; }; then
   say "already up (LocalStack :$LOCALSTACK_PORT, state $STATE); re-provision with:"
@@ -37,7 +38,9 @@ mkdir -p "$STATE"
 if ls_up; then
   say "localstack: already running (pid $(cat "$STATE/localstack.pid"))"
 else
-  for p in localstack; do running $p && die "$p is running but unhealthy: run localstack/down.sh"; done
+  running localstack && die "localstack is running but unhealthy: run localstack/down.sh"
+  port_busy "$LOCALSTACK_PORT" &&
+    die "port $LOCALSTACK_PORT is taken by a process this state dir ($STATE) did not start (another stack?)"
   # FILESYSTEM_ROOT is per state dir; the pre-seeded libraries (java, DynamoDB
   # Local) are linked in from the install cache.
   fs="$STATE/localstack-fs"
@@ -102,6 +105,7 @@ if [ $has_ibkr = 0 ]; then
 elif ibkr_up; then
   say "fake-ibkr: already running"
 elif [ -x "$CARGO_TARGET_DIR/debug/fake-ibkr" ]; then
+  port_busy "$FAKE_IBKR_PORT" && die "port $FAKE_IBKR_PORT is taken by a process this state dir did not start"
   say "fake-ibkr: starting on 127.0.0.1:$FAKE_IBKR_PORT"
   start_bg fake-ibkr "$REPO_ROOT" "$CARGO_TARGET_DIR/debug/fake-ibkr" --port "$FAKE_IBKR_PORT"
   # another crate, still in progress: a failure here is a warning, not fatal
@@ -118,6 +122,7 @@ if [ $has_workspace = 0 ]; then
 elif watch_up; then
   say "cargo lambda watch: already running"
 else
+  port_busy "$CARGO_LAMBDA_PORT" && die "port $CARGO_LAMBDA_PORT is taken by a process this state dir did not start"
   say "cargo lambda watch: starting on 127.0.0.1:$CARGO_LAMBDA_PORT (log $STATE/cargo-lambda.log)"
   # --ignore-changes: no rebuild while people edit; a function is (re)built
   # when its instance first starts. Restart with down.sh + up.sh after edits.
@@ -125,7 +130,7 @@ else
     cargo lambda watch --ignore-changes \
       --invoke-address 127.0.0.1 --invoke-port "$CARGO_LAMBDA_PORT" \
       --env-file "$ENV_FILE"
-  wait_for 60 "cargo lambda watch" cargo-lambda http_up "http://127.0.0.1:$CARGO_LAMBDA_PORT/"
+  wait_for 60 "cargo lambda watch" cargo-lambda port_busy "$CARGO_LAMBDA_PORT"
 fi
 
 say "up in $(( $(date +%s) - t0 )) s. In your shell: source localstack/env.sh"
