@@ -1,11 +1,12 @@
-//! fetch_market_data: historical bars for the strategy's contract and timeframe,
-//! validated, stored in S3; lineage gets rows, date range and latest price.
+//! fetch_market_data: historical bars for the strategy's contract and timeframe from
+//! the IBKR gateway, validated, stored in S3; lineage gets rows, date range and
+//! latest price.
 
 use std::sync::Arc;
 
 use serde::Deserialize;
 use tradeflow_adapters::Deps;
-use tradeflow_adapters::market::{MarketSource, SyntheticMarket};
+use tradeflow_adapters::market::MarketSource;
 use tradeflow_adapters::step::{StepCtx, serve};
 use tradeflow_core::market::validate_bars;
 use tradeflow_core::payloads::{FetchMarketDataOutput, LoadStrategyOutput};
@@ -22,9 +23,8 @@ async fn handle(
     deps: Arc<Deps>,
 ) -> Result<FetchMarketDataOutput, StepError> {
     let s = &input.load_strategy.strategy;
-    let bars = SyntheticMarket
-        .history(s.conid, s.timeframe, s.bars)
-        .await?;
+    let ibkr = deps.ibkr().map_err(StepError::from)?;
+    let bars = ibkr.history(s.conid, s.timeframe, s.bars).await?;
     validate_bars(&bars)
         .map_err(|e| StepError::fatal(format!("invalid bars for conid {}: {e}", s.conid)))?;
     let key = format!("data/{}/{}/bars.json", s.strategy_id, ctx.execution_name);
@@ -33,6 +33,7 @@ async fn handle(
         .await
         .map_err(|e| StepError::transient(e.to_string()))?;
     let (first, last) = (bars[0], bars[bars.len() - 1]);
+    tracing::info!(conid = s.conid, rows = bars.len(), "bars fetched from ibkr");
     Ok(FetchMarketDataOutput {
         bars_key: key,
         rows: bars.len(),
@@ -41,7 +42,7 @@ async fn handle(
         last: last.time().to_rfc3339(),
         latest_close: last.close,
         latest_volume: last.volume,
-        source: "synthetic".into(),
+        source: "ibkr".into(),
     })
 }
 

@@ -1,0 +1,459 @@
+//! The IBKR client against the fake gateway over real HTTP: every endpoint, every
+//! typed error, the reply flow, duplicate cOIDs, pacing and retries.
+
+mod ibkr_support;
+
+use std::time::{Duration, Instant};
+
+use chrono::{Datelike, Utc, Weekday};
+use reqwest::Method;
+use rust_decimal::Decimal;
+use serde_json::json;
+use tradeflow_adapters::ibkr::session::keep_alive;
+use tradeflow_adapters::ibkr::types::{OrderRequest, OrderType};
+use tradeflow_adapters::ibkr::{ConfirmPolicy, IbkrClient, IbkrError, IbkrSettings, PacingLimits};
+use tradeflow_adapters::market::MarketSource;
+use tradeflow_core::market::validate_bars;
+use tradeflow_core::orders::Side;
+use tradeflow_core::{StepError, Timeframe};
+
+use ibkr_support::{ACCOUNT, gateway};
+
+const AAPL: i64 = 265598;
+
+fn limit_buy(coid: &str, qty: i64, limit: Decimal) -> OrderRequest {
+    OrderRequest {
+        conid: AAPL,
+        coid: coid.into(),
+        order_type: OrderType::Limit,
+        side: Side::Buy,
+        quantity: Decimal::from(qty),
+        limit_price: Some(limit),
+        tif: "DAY".into(),
+        outside_rth: false,
+    }
+}
+
+fn dec(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+#[tokio::test]
+async fn session_endpoints_report_a_healthy_paper_account() {
+    let gw = gateway(true).await;
+    let c = gw.client();
+
+    let status = c.auth_status().await.unwrap();
+    let tickle = c.tickle().await.unwrap();
+    let accounts = c.accounts().await.unwrap();
+
+    assert!(status.healthy());
+    assert!(tickle.iserver.auth_status.unwrap().authenticated);
+    assert_eq!(accounts.accounts, vec![ACCOUNT.to_string()]);
+    assert_eq!(accounts.is_paper, Some(true));
+}
+
+#[tokio::test]
+async fn a_logged_out_gateway_fails_every_call_as_not_authenticated() {
+    let gw = gateway(false).await;
+    let c = gw.client();
+
+    let status = c.auth_status().await;
+    let history = MarketSource::history(&c, AAPL, Timeframe::Daily, 50).await;
+    let order = c.place_order(&limit_buy("tf-a", 1, dec("100"))).await;
+
+    assert!(matches!(status, Err(IbkrError::NotAuthenticated)));
+    assert!(matches!(order, Err(IbkrError::NotAuthenticated)));
+    let step = history.unwrap_err();
+    assert_eq!(step.error_type(), "Fatal");
+    assert!(step.to_string().contains("IBKR session not authenticated"));
+}
+
+#[tokio::test]
+async fn logging_in_makes_a_gateway_usable() {
+    let gw = gateway(false).await;
+    let c = gw.client();
+
+    gw.control("login", json!({})).await;
+
+    assert!(c.ensure_session().await.is_ok());
+    assert_eq!(c.accounts().await.unwrap().accounts.len(), 1);
+}
+
+#[tokio::test]
+async fn an_expired_session_is_detected_and_repaired_by_the_keep_alive() {
+    let gw = gateway(true).await;
+    let c = gw.client();
+    gw.control("expire", json!({})).await;
+
+    let detected = c.ensure_session().await;
+    let blocked = c.accounts().await;
+    let state = keep_alive(&c, Utc::now()).await;
+
+    assert!(matches!(detected, Err(IbkrError::SessionExpired)));
+    assert!(matches!(blocked, Err(IbkrError::NotAuthenticated)));
+    assert!(state.reauthenticated);
+    assert!(state.healthy);
+    assert!(c.ensure_session().await.is_ok());
+}
+
+#[tokio::test]
+async fn a_competing_session_is_reported_and_left_alone() {
+    let gw = gateway(true).await;
+    let c = gw.client();
+    gw.control("compete", json!({})).await;
+
+    let detected = c.ensure_session().await;
+    let state = keep_alive(&c, Utc::now()).await;
+
+    assert!(matches!(detected, Err(IbkrError::SessionCompeting)));
+    assert!(!state.reauthenticated);
+    assert!(!state.healthy);
+    assert!(state.competing);
+}
+
+#[tokio::test]
+async fn keep_alive_records_a_logged_out_gateway_without_failing() {
+    let gw = gateway(false).await;
+
+    let state = keep_alive(&gw.client(), Utc::now()).await;
+
+    assert!(!state.healthy);
+    assert!(state.error.unwrap().contains("IBKR session not authenticated"));
+}
+
+#[tokio::test]
+async fn search_and_contract_info_parse_ibkr_shapes() {
+    let gw = gateway(true).await;
+    let c = gw.client();
+
+    let hits = c.search("AAPL", "STK").await.unwrap();
+    let info = c.contract_info(AAPL).await.unwrap();
+    let unknown_symbol = c.search("ZZZZ", "STK").await;
+    let unknown_conid = c.contract_info(42).await;
+
+    assert_eq!(hits[0].conid, AAPL);
+    assert_eq!(hits[0].description, "NASDAQ");
+    assert!(hits[0].sections.iter().any(|s| s.sec_type == "STK"));
+    assert_eq!(
+        (info.symbol.as_str(), info.asset_type.as_str(), info.currency.as_str()),
+        ("AAPL", "STK", "USD")
+    );
+    assert!(matches!(unknown_symbol, Err(IbkrError::Refused { .. })));
+    assert!(matches!(unknown_conid, Err(IbkrError::Http { status: 400, .. })));
+}
+
+#[tokio::test]
+async fn daily_and_weekly_history_come_back_valid_and_complete() {
+    let gw = gateway(true).await;
+    let c = gw.client();
+
+    let daily = MarketSource::history(&c, AAPL, Timeframe::Daily, 500).await.unwrap();
+    let weekly = MarketSource::history(&c, AAPL, Timeframe::Weekly, 104).await.unwrap();
+
+    assert_eq!(daily.len(), 500);
+    assert_eq!(weekly.len(), 104);
+    assert_eq!(validate_bars(&daily), Ok(()));
+    assert_eq!(validate_bars(&weekly), Ok(()));
+    let mut last_weekday = Utc::now().date_naive();
+    while matches!(last_weekday.weekday(), Weekday::Sat | Weekday::Sun) {
+        last_weekday = last_weekday.pred_opt().unwrap();
+    }
+    assert_eq!(daily.last().unwrap().date(), last_weekday);
+    assert!(weekly.windows(2).all(|w| w[1].t - w[0].t >= 5 * 86_400_000));
+}
+
+#[tokio::test]
+async fn history_for_an_unknown_conid_is_a_fatal_step_error() {
+    let gw = gateway(true).await;
+
+    let e = MarketSource::history(&gw.client(), 42, Timeframe::Daily, 100).await.unwrap_err();
+
+    assert!(matches!(e, StepError::Fatal(m) if m.contains("42")));
+}
+
+#[tokio::test]
+async fn snapshot_waits_out_the_preflight_and_parses_string_prices() {
+    let gw = gateway(true).await;
+    gw.control("price", json!({"conid": AAPL, "price": 123.45})).await;
+
+    let quotes = gw.client().snapshot(&[AAPL]).await.unwrap();
+
+    assert_eq!(quotes[0].last, Some(123.45));
+    assert_eq!(quotes[0].bid, Some(123.44));
+    assert_eq!(quotes[0].ask, Some(123.46));
+}
+
+#[tokio::test]
+async fn first_order_question_is_confirmed_under_the_default_policy() {
+    let gw = gateway(true).await;
+    gw.control("price", json!({"conid": AAPL, "price": 100.0})).await;
+    let c = gw.client();
+
+    let first = c.place_order(&limit_buy("tf-first", 5, dec("99.5"))).await.unwrap();
+    let second = c.place_order(&limit_buy("tf-second", 5, dec("99.5"))).await.unwrap();
+
+    assert_eq!(first.confirmed, vec!["o354".to_string()]);
+    assert!(second.confirmed.is_empty());
+    assert_eq!(first.status, "PreSubmitted");
+    assert_eq!(gw.orders_at_broker().await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_question_outside_the_policy_rejects_the_order_with_ibkrs_text() {
+    let gw = gateway(true).await;
+    gw.control("price", json!({"conid": AAPL, "price": 100.0})).await;
+    let c = IbkrClient::new(IbkrSettings {
+        confirm: ConfirmPolicy::none(),
+        ..gw.settings()
+    })
+    .unwrap();
+
+    let e = c.place_order(&limit_buy("tf-q", 5, dec("99.5"))).await.unwrap_err();
+
+    assert!(matches!(&e, IbkrError::OrderRejected { message } if message.contains("o354") && message.contains("without market data")));
+    assert!(gw.orders_at_broker().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_limit_far_from_the_market_is_not_confirmed_by_default() {
+    let gw = gateway(true).await;
+    gw.control("price", json!({"conid": AAPL, "price": 100.0})).await;
+
+    let e = gw.client().place_order(&limit_buy("tf-far", 5, dec("80"))).await.unwrap_err();
+
+    assert!(matches!(&e, IbkrError::OrderRejected { message } if message.contains("o163") && message.contains("Percentage constraint")));
+    assert!(gw.orders_at_broker().await.is_empty());
+}
+
+#[tokio::test]
+async fn http_200_rejections_become_order_rejected() {
+    let gw = gateway(true).await;
+    let c = gw.client();
+    let mut unknown = limit_buy("tf-unknown", 1, dec("10"));
+    unknown.conid = 42;
+
+    let zero = c.place_order(&limit_buy("tf-zero", 0, dec("10"))).await;
+    let bad_contract = c.place_order(&unknown).await;
+
+    assert!(matches!(zero, Err(IbkrError::OrderRejected { message }) if message.contains("quantity")));
+    assert!(matches!(bad_contract, Err(IbkrError::OrderRejected { message }) if message.contains("42")));
+}
+
+#[tokio::test]
+async fn resubmitting_a_coid_is_a_duplicate_and_places_one_order() {
+    let gw = gateway(true).await;
+    gw.control("price", json!({"conid": AAPL, "price": 100.0})).await;
+    let c = gw.client();
+    let order = limit_buy("tf-dup", 3, dec("99.8"));
+
+    c.place_order(&order).await.unwrap();
+    let again = c.place_order(&order).await;
+
+    assert!(matches!(again, Err(IbkrError::DuplicateOrder { coid }) if coid == "tf-dup"));
+    assert_eq!(gw.orders_at_broker().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_limit_buy_progresses_to_filled_when_the_market_reaches_it() {
+    let gw = gateway(true).await;
+    gw.control("price", json!({"conid": AAPL, "price": 100.0})).await;
+    let c = gw.client();
+    let placed = c.place_order(&limit_buy("tf-fill", 10, dec("99"))).await.unwrap();
+
+    let working = c.order_status(&placed.order_id).await.unwrap();
+    let still = c.order_status(&placed.order_id).await.unwrap();
+    gw.control("price", json!({"conid": AAPL, "price": 98.5})).await;
+    let filled = c.order_status(&placed.order_id).await.unwrap();
+    let live = c.find_order_by_ref("tf-fill").await.unwrap().unwrap();
+    let positions = c.positions().await.unwrap();
+    let ledger = c.ledger().await.unwrap();
+    let summary = c.account_summary().await.unwrap();
+
+    assert_eq!(placed.status, "PreSubmitted");
+    assert_eq!((working.order_status.as_str(), still.order_status.as_str()), ("Submitted", "Submitted"));
+    assert_eq!(filled.order_status, "Filled");
+    assert_eq!((filled.cum_fill, filled.average_price), (10.0, Some(98.5)));
+    assert_eq!(live.order_id.to_string(), placed.order_id);
+    assert_eq!(live.status, "Filled");
+    assert_eq!((positions[0].conid, positions[0].position, positions[0].avg_cost), (AAPL, 10.0, 98.5));
+    let usd = &ledger["USD"];
+    assert!((usd.cashbalance - (1_000_000.0 - 985.0 - 1.0)).abs() < 1e-6);
+    assert!((summary.net_liquidation.unwrap() - (usd.cashbalance + 985.0)).abs() < 1e-6);
+}
+
+#[tokio::test]
+async fn thin_liquidity_gives_a_partial_fill() {
+    let gw = gateway(true).await;
+    gw.control("price", json!({"conid": AAPL, "price": 100.0, "liquidity": 4.0})).await;
+    let c = gw.client();
+    let placed = c.place_order(&limit_buy("tf-part", 10, dec("100.5"))).await.unwrap();
+
+    c.order_status(&placed.order_id).await.unwrap();
+    let partial = c.order_status(&placed.order_id).await.unwrap();
+
+    assert_eq!((partial.order_status.as_str(), partial.cum_fill, partial.total_size), ("Submitted", 4.0, 10.0));
+}
+
+#[tokio::test]
+async fn cancelling_a_working_order_cancels_it_once() {
+    let gw = gateway(true).await;
+    gw.control("price", json!({"conid": AAPL, "price": 100.0})).await;
+    let c = gw.client();
+    let placed = c.place_order(&limit_buy("tf-cxl", 10, dec("98"))).await.unwrap();
+
+    let ack = c.cancel_order(&placed.order_id).await.unwrap();
+    let status = c.order_status(&placed.order_id).await.unwrap();
+    let again = c.cancel_order(&placed.order_id).await;
+    let unknown = c.cancel_order("1").await;
+
+    assert_eq!(ack.order_id.to_string(), placed.order_id);
+    assert_eq!(status.order_status, "Cancelled");
+    assert!(matches!(again, Err(IbkrError::Refused { .. })));
+    assert!(matches!(unknown, Err(IbkrError::Refused { message, .. }) if message.contains("doesn't exist")));
+}
+
+#[tokio::test]
+async fn status_of_an_unknown_order_is_an_http_503_after_bounded_retries() {
+    let gw = gateway(true).await;
+
+    let e = gw.client().order_status("999").await.unwrap_err();
+
+    assert!(matches!(e, IbkrError::Http { status: 503, .. }));
+    assert!(e.is_retryable());
+}
+
+#[tokio::test]
+async fn an_unpaced_client_hits_the_orders_pacing_limit_as_rate_limited() {
+    let gw = gateway(true).await;
+    let c = IbkrClient::new(IbkrSettings {
+        pacing: PacingLimits::unlimited(),
+        ..gw.settings()
+    })
+    .unwrap();
+
+    c.live_orders().await.unwrap();
+    let second = c.live_orders().await;
+
+    let e = second.unwrap_err();
+    assert!(matches!(e, IbkrError::RateLimited { .. }));
+    assert_eq!(StepError::from(e).error_type(), "Transient");
+}
+
+#[tokio::test]
+async fn the_paced_client_spaces_orders_list_calls_and_avoids_429() {
+    let gw = gateway(true).await;
+    let c = gw.client();
+    let start = Instant::now();
+
+    c.live_orders().await.unwrap();
+    c.live_orders().await.unwrap();
+
+    assert!(start.elapsed() >= Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_transient_500_is_survived_by_retrying_the_get() {
+    let gw = gateway(true).await;
+    gw.control("faults", json!({"path": "/iserver/marketdata/history", "kind": "status500", "count": 2})).await;
+
+    let bars = MarketSource::history(&gw.client(), AAPL, Timeframe::Daily, 100).await.unwrap();
+
+    assert_eq!(bars.len(), 100);
+}
+
+#[tokio::test]
+async fn a_persistent_500_becomes_a_transient_step_error() {
+    let gw = gateway(true).await;
+    gw.control("faults", json!({"path": "/iserver/marketdata/history", "kind": "status500", "count": 3})).await;
+
+    let e = MarketSource::history(&gw.client(), AAPL, Timeframe::Daily, 100).await.unwrap_err();
+
+    assert_eq!(e.error_type(), "Transient");
+    assert!(e.to_string().contains("HTTP 500"));
+}
+
+#[tokio::test]
+async fn orders_are_never_retried_after_a_server_error() {
+    let gw = gateway(true).await;
+    gw.control("faults", json!({"path": "/iserver/account/DU", "kind": "status500", "count": 1})).await;
+    let c = gw.client();
+
+    let first = c.place_order(&limit_buy("tf-500", 1, dec("100"))).await;
+    let remaining = gw.control("faults", json!({"path": "/none", "kind": "status500", "count": 0})).await;
+
+    assert!(matches!(first, Err(IbkrError::Http { status: 500, .. })));
+    assert_eq!(remaining["faults"][0]["count"], 0);
+    assert!(gw.orders_at_broker().await.is_empty());
+}
+
+#[tokio::test]
+async fn garbage_json_is_malformed_and_not_retried() {
+    let gw = gateway(true).await;
+    gw.control("faults", json!({"path": "/iserver/accounts", "kind": "garbage", "count": 1})).await;
+    let c = gw.client();
+
+    let e = c.accounts().await.unwrap_err();
+    let next = c.accounts().await;
+
+    assert!(matches!(e, IbkrError::Malformed { .. }));
+    assert!(!e.is_retryable());
+    assert!(next.is_ok());
+}
+
+#[tokio::test]
+async fn a_timeout_is_retried_as_an_unreachable_gateway() {
+    let gw = gateway(true).await;
+    gw.control("faults", json!({"path": "/iserver/accounts", "kind": "delay", "delay_ms": 1500, "count": 1})).await;
+    let c = IbkrClient::new(IbkrSettings {
+        timeout: Duration::from_millis(400),
+        ..gw.settings()
+    })
+    .unwrap();
+
+    let accounts = c.accounts().await;
+
+    assert!(accounts.is_ok());
+}
+
+#[tokio::test]
+async fn a_closed_port_is_a_retryable_unreachable_gateway() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let c = IbkrClient::new(IbkrSettings {
+        retry: tradeflow_adapters::ibkr::RetryPolicy {
+            max_attempts: 2,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(10),
+        },
+        ..IbkrSettings::new(format!("http://127.0.0.1:{port}/v1/api"), ACCOUNT)
+    })
+    .unwrap();
+
+    let e = c.auth_status().await.unwrap_err();
+
+    assert!(matches!(e, IbkrError::GatewayUnreachable { .. }));
+    assert_eq!(StepError::from(e).error_type(), "Transient");
+}
+
+#[tokio::test]
+async fn a_reply_that_does_not_follow_its_question_finds_no_order() {
+    let gw = gateway(true).await;
+    gw.control("price", json!({"conid": AAPL, "price": 100.0})).await;
+    let body = json!({"orders": [{"conid": AAPL, "cOID": "raw-1", "orderType": "LMT", "price": 99.9, "side": "BUY", "tif": "DAY", "quantity": 1}]});
+
+    let (_, question) = gw.raw(Method::POST, &format!("/iserver/account/{ACCOUNT}/orders"), Some(body)).await;
+    gw.raw(Method::GET, "/iserver/accounts", None).await;
+    let id = question[0]["id"].as_str().unwrap();
+    let (status, _) = gw.raw(Method::POST, &format!("/iserver/reply/{id}"), Some(json!({"confirmed": true}))).await;
+
+    assert_eq!(status, 503);
+    assert!(gw.orders_at_broker().await.is_empty());
+}
+
+#[test]
+fn base_urls_must_be_http_or_https() {
+    assert!(IbkrClient::new(IbkrSettings::new("ftp://x/v1/api", ACCOUNT)).is_err());
+    assert!(IbkrClient::new(IbkrSettings::new("https://localhost:5000/v1/api", ACCOUNT)).is_ok());
+}
