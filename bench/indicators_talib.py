@@ -12,7 +12,8 @@ The bars are the ones the Rust bench writes when TRADEFLOW_BENCH_CSV_DIR is set:
 Timing: each case runs `--runs` times (after one warm-up call) on arrays already in
 memory, as criterion does on the Rust side; best and median wall time are reported.
 "defaults" = SMA 20, EMA 20, BB 20/2, RSI 14, MACD 12/26/9, ATR 14, Supertrend 10/3
-(12 series); "all" adds STOCH 5/3/3, OBV and VWAP 20. Supertrend and VWAP have no
+(12 series); "all" adds STOCH 5/3/3, OBV and VWAP 20; "C only" is the defaults' TA-Lib calls without
+the Supertrend band loop (SMA, EMA, BBANDS, RSI, MACD, ATR 14, ATR 10). Supertrend and VWAP have no
 TA-Lib function: Supertrend is its ATR plus the band loop in Python (what the seed
 stack would have to do), VWAP is pandas rolling sums.
 """
@@ -59,6 +60,12 @@ def talib_defaults(o, h, l, c, v):
            *talib.MACD(c, 12, 26, 9), talib.ATR(h, l, c, 14)]
     out.extend(supertrend_loop(h, l, c, talib.ATR(h, l, c, 10), 3.0))
     return out
+
+
+def talib_only(o, h, l, c, v):
+    """The defaults' TA-Lib calls alone (Supertrend reduced to its ATR 10): the C part."""
+    return [talib.SMA(c, 20), talib.EMA(c, 20), *talib.BBANDS(c, 20, 2.0, 2.0, 0), talib.RSI(c, 14),
+            *talib.MACD(c, 12, 26, 9), talib.ATR(h, l, c, 14), talib.ATR(h, l, c, 10)]
 
 
 def talib_all(o, h, l, c, v):
@@ -119,6 +126,7 @@ def main():
         cols = tuple(df[k].to_numpy(dtype=np.float64) for k in ("open", "high", "low", "close", "volume"))
         runs = args.runs or (200 if n < 100_000 else 10)
         for label, fn in [("talib defaults", talib_defaults), ("talib all", talib_all),
+                          ("talib C only", talib_only),
                           ("pandas defaults", pandas_defaults)]:
             best, median = time_it(fn, cols, runs)
             print(f"{label:<16} n={n:<8} runs={runs:<4} best {fmt(best)}  median {fmt(median)}")

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod indicators;
 
 #[derive(Parser)]
 #[command(name = "tradeflow", about = "tradeflow local tools")]
@@ -15,11 +16,14 @@ struct Cli {
 enum Command {
     /// Seeds the example strategy, runs one execution on the local stack and prints its lineage.
     Demo(demo::DemoArgs),
+    /// Computes indicators over an OHLCV CSV and prints every series.
+    Indicators(indicators::IndicatorsArgs),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Demo(args) => demo::run(args).await,
+        Command::Indicators(args) => indicators::run(args),
     }
 }

@@ -1,68 +1,76 @@
 //! The formulas, as TA-Lib defines them (default compatibility mode, unstable period 0).
 //!
-//! Every function returns one value per input bar, `None` exactly where TA-Lib returns
-//! NaN (its lookback). Each runs in one pass, O(n), allocating its outputs (and at most
-//! a small window buffer) once; nothing is allocated per bar.
+//! Every function returns one value per bar, `None` exactly where TA-Lib returns NaN
+//! (its lookback). Each is one O(n) pass over contiguous columns that allocates its
+//! outputs (and at most a small window buffer) once; nothing is allocated per bar.
 //!
-//! The `ta` crate is used where its definition equals TA-Lib's after the warm-up: SMA,
-//! the true range (from bar 1 on) and OBV. Its EMA, RSI, ATR, Bollinger and stochastic
-//! differ (see the functions below), so those are written out here.
+//! Why not the `ta` crate: its EMA (seeded with the first value), RSI and ATR (EMA
+//! smoothing, not Wilder's), Bollinger (no zero-variance clamp, see [`bollinger`]) and
+//! stochastic (50 on a zero range) differ from TA-Lib. Its SMA, true range and OBV are
+//! the same definitions and were used first, but over 1,000,000 bars they cost about
+//! twice these loops (per-bar ring buffer and `Option` bookkeeping, streaming one bar
+//! struct at a time), so the catalogue does not use `ta` at all.
+//!
+//! Wilder smoothing `s = (s·(p−1) + x)/p` is evaluated as `s·((p−1)/p) + x·(1/p)`: the
+//! same value up to an ulp per step (the recursion is contractive, so errors do not
+//! grow), without a division in the loop-carried chain, which made it 3× slower.
 
 use std::collections::VecDeque;
 
-use ta::errors::TaError;
-use ta::indicators::{OnBalanceVolume, SimpleMovingAverage, TrueRange};
-use ta::{Close, High, Low, Next, Open, Volume};
-
 use crate::market::Bar;
 
-impl Open for Bar {
-    fn open(&self) -> f64 {
-        self.open
-    }
-}
-impl High for Bar {
-    fn high(&self) -> f64 {
-        self.high
-    }
-}
-impl Low for Bar {
-    fn low(&self) -> f64 {
-        self.low
-    }
-}
-impl Close for Bar {
-    fn close(&self) -> f64 {
-        self.close
-    }
-}
-impl Volume for Bar {
-    fn volume(&self) -> f64 {
-        self.volume
-    }
+pub(super) type Values = Vec<Option<f64>>;
+
+/// The bars as contiguous columns, extracted once per `compute_all`.
+pub(super) struct Columns {
+    pub high: Vec<f64>,
+    pub low: Vec<f64>,
+    pub close: Vec<f64>,
+    pub volume: Vec<f64>,
 }
 
-pub(super) type Values = Vec<Option<f64>>;
+impl Columns {
+    pub(super) fn new(bars: &[Bar]) -> Self {
+        Self {
+            high: bars.iter().map(|b| b.high).collect(),
+            low: bars.iter().map(|b| b.low).collect(),
+            close: bars.iter().map(|b| b.close).collect(),
+            volume: bars.iter().map(|b| b.volume).collect(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.close.len()
+    }
+}
 
 /// Tests a value the way TA-Lib's `TA_IS_ZERO` does.
 fn talib_is_zero(v: f64) -> bool {
     -0.000_000_01 < v && v < 0.000_000_01
 }
 
-/// SMA (TA-Lib `SMA`): mean of the last `period` values. `ta`'s running-sum SMA is the
-/// same definition; it also emits partial means during warm-up, which are dropped.
-///
-/// # Errors
-/// `ta` rejects a zero period.
-pub(super) fn sma(x: &[f64], period: usize) -> Result<Values, TaError> {
-    let mut sma = SimpleMovingAverage::new(period)?;
-    Ok(x.iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            let m = sma.next(v);
-            (i + 1 >= period).then_some(m)
-        })
-        .collect())
+/// `n` warm-up `None`s, room for the rest.
+fn warm_up(n: usize, len: usize) -> Values {
+    let mut out = Vec::with_capacity(len);
+    out.resize(n.min(len), None);
+    out
+}
+
+/// SMA (TA-Lib `SMA`): mean of the last `period` values, from a running sum updated in
+/// TA-Lib's order (add the new value, divide, drop the oldest).
+pub(super) fn sma(x: &[f64], period: usize) -> Values {
+    let mut out = warm_up(period - 1, x.len());
+    if x.len() < period {
+        return out;
+    }
+    let p = period as f64;
+    let mut sum: f64 = x[..period - 1].iter().sum();
+    for (&new, &old) in x[period - 1..].iter().zip(x) {
+        sum += new;
+        out.push(Some(sum / p));
+        sum -= old;
+    }
+    out
 }
 
 /// One step of TA-Lib's EMA recursion, in its order of operations.
@@ -71,15 +79,13 @@ fn ema_step(prev: f64, x: f64, k: f64) -> f64 {
 }
 
 /// EMA (TA-Lib `EMA`): k = 2/(period+1), seeded at index `period − 1` with the SMA of
-/// the first `period` values. `ta`'s EMA seeds with the first value instead, which
-/// changes every value for several periods after the warm-up, hence this one.
+/// the first `period` values. (`ta`'s EMA seeds with the first value, which changes
+/// every value for several periods after the warm-up.)
 pub(super) fn ema(x: &[f64], period: usize) -> Values {
-    let mut out = Vec::with_capacity(x.len());
+    let mut out = warm_up(period - 1, x.len());
     if x.len() < period {
-        out.resize(x.len(), None);
         return out;
     }
-    out.resize(period - 1, None);
     let k = 2.0 / (period as f64 + 1.0);
     let mut e = x[..period].iter().sum::<f64>() / period as f64;
     out.push(Some(e));
@@ -90,19 +96,20 @@ pub(super) fn ema(x: &[f64], period: usize) -> Values {
     out
 }
 
+/// Wilder's smoothing factors for `period`: (weight of the previous value, of the new).
+fn wilder(period: usize) -> (f64, f64) {
+    let p = period as f64;
+    ((p - 1.0) / p, 1.0 / p)
+}
+
 /// RSI (TA-Lib `RSI`, Wilder): average gain and loss seeded with the plain means of
-/// the first `period` changes, then `avg = (avg·(period−1) + change)/period`; first
-/// value at index `period`; 0 when both averages are (TA-Lib-)zero. `ta`'s RSI smooths
-/// with an EMA seeded by the first change, so it differs.
+/// the first `period` changes, then Wilder-smoothed; first value at index `period`;
+/// 0 when both averages are (TA-Lib-)zero.
 pub(super) fn rsi(close: &[f64], period: usize) -> Values {
-    let n = close.len();
-    let mut out = Vec::with_capacity(n);
-    if n <= period {
-        out.resize(n, None);
+    let mut out = warm_up(period, close.len());
+    if close.len() <= period {
         return out;
     }
-    out.resize(period, None);
-    let p = period as f64;
     let value = |gain: f64, loss: f64| {
         let total = gain + loss;
         if talib_is_zero(total) {
@@ -111,61 +118,59 @@ pub(super) fn rsi(close: &[f64], period: usize) -> Values {
             100.0 * (gain / total)
         }
     };
+    // TA-Lib adds a change to one side only; adding +0.0 to the other side gives the
+    // same sums without a branch that random price moves mispredict half the time.
+    let split = |d: f64| (d.max(0.0), (-d).max(0.0));
     let (mut gain, mut loss) = (0.0, 0.0);
     for w in close[..=period].windows(2) {
-        let d = w[1] - w[0];
-        if d < 0.0 {
-            loss -= d;
-        } else {
-            gain += d;
-        }
+        let (g, l) = split(w[1] - w[0]);
+        gain += g;
+        loss += l;
     }
+    let p = period as f64;
     gain /= p;
     loss /= p;
     out.push(Some(value(gain, loss)));
+    let (keep, add) = wilder(period);
     for w in close[period..].windows(2) {
-        let d = w[1] - w[0];
-        gain *= p - 1.0;
-        loss *= p - 1.0;
-        if d < 0.0 {
-            loss -= d;
-        } else {
-            gain += d;
-        }
-        gain /= p;
-        loss /= p;
+        let (g, l) = split(w[1] - w[0]);
+        gain = gain * keep + g * add;
+        loss = loss * keep + l * add;
         out.push(Some(value(gain, loss)));
     }
     out
 }
 
+/// True range of bar `i ≥ 1`: max(high − low, |high − prev close|, |low − prev close|).
+fn true_range(c: &Columns, i: usize) -> f64 {
+    let pc = c.close[i - 1];
+    (c.high[i] - c.low[i])
+        .max((c.high[i] - pc).abs())
+        .max((c.low[i] - pc).abs())
+}
+
 /// Calls `emit(i, atr)` for every bar from index `period` on with Wilder's ATR as
 /// TA-Lib computes it: the true range starts at bar 1 (bar 0 has no previous close),
-/// the first ATR is the mean of TR[1..=period], then `atr = (atr·(period−1) + tr)/period`.
-/// `ta`'s ATR smooths with an EMA (k = 2/(period+1)), not Wilder's 1/period.
-fn wilder_atr(bars: &[Bar], period: usize, mut emit: impl FnMut(usize, f64)) {
-    if bars.len() <= period {
+/// the first ATR is the mean of TR[1..=period], then Wilder smoothing.
+fn wilder_atr(c: &Columns, period: usize, mut emit: impl FnMut(usize, f64)) {
+    let n = c.len();
+    if n <= period {
         return;
     }
-    let mut tr = TrueRange::new();
-    tr.next(&bars[0]);
-    let mut sum = 0.0;
-    for b in &bars[1..=period] {
-        sum += tr.next(b);
-    }
-    let p = period as f64;
-    let mut atr = sum / p;
+    let sum: f64 = (1..=period).map(|i| true_range(c, i)).sum();
+    let mut atr = sum / period as f64;
     emit(period, atr);
-    for (i, b) in bars.iter().enumerate().skip(period + 1) {
-        atr = (atr * (p - 1.0) + tr.next(b)) / p;
+    let (keep, add) = wilder(period);
+    for i in period + 1..n {
+        atr = atr * keep + true_range(c, i) * add;
         emit(i, atr);
     }
 }
 
 /// ATR (TA-Lib `ATR`, Wilder); first value at index `period`.
-pub(super) fn atr(bars: &[Bar], period: usize) -> Values {
-    let mut out = vec![None; bars.len()];
-    wilder_atr(bars, period, |i, v| out[i] = Some(v));
+pub(super) fn atr(c: &Columns, period: usize) -> Values {
+    let mut out = warm_up(period, c.len());
+    wilder_atr(c, period, |_, v| out.push(Some(v)));
     out
 }
 
@@ -177,14 +182,7 @@ pub(super) fn atr(bars: &[Bar], period: usize) -> Values {
 pub(super) fn macd(close: &[f64], fast: usize, slow: usize, signal: usize) -> [Values; 3] {
     let n = close.len();
     let first = slow + signal - 2;
-    let mut out = [
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    ];
-    for o in &mut out {
-        o.resize(first.min(n), None);
-    }
+    let mut out = [warm_up(first, n), warm_up(first, n), warm_up(first, n)];
     if n <= first {
         return out;
     }
@@ -228,28 +226,27 @@ pub(super) fn macd(close: &[f64], fast: usize, slow: usize, signal: usize) -> [V
 pub(super) fn bollinger(close: &[f64], period: usize, k: f64) -> [Values; 3] {
     let n = close.len();
     let mut out = [
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
+        warm_up(period - 1, n),
+        warm_up(period - 1, n),
+        warm_up(period - 1, n),
     ];
+    if n < period {
+        return out;
+    }
     let p = period as f64;
-    let (mut sum, mut sum2) = (0.0, 0.0);
-    for (i, &x) in close.iter().enumerate() {
+    let head = &close[..period - 1];
+    let mut sum: f64 = head.iter().sum();
+    let mut sum2: f64 = head.iter().map(|x| x * x).sum();
+    let [u_out, m_out, l_out] = &mut out;
+    for (&x, &old) in close[period - 1..].iter().zip(close) {
         sum += x;
         sum2 += x * x;
-        if i + 1 < period {
-            for o in &mut out {
-                o.push(None);
-            }
-            continue;
-        }
         let mean = sum / p;
         let var = sum2 / p - mean * mean;
         let sd = if var < 0.000_000_01 { 0.0 } else { var.sqrt() };
-        out[0].push(Some(mean + k * sd));
-        out[1].push(Some(mean));
-        out[2].push(Some(mean - k * sd));
-        let old = close[i + 1 - period];
+        u_out.push(Some(mean + k * sd));
+        m_out.push(Some(mean));
+        l_out.push(Some(mean - k * sd));
         sum -= old;
         sum2 -= old * old;
     }
@@ -270,19 +267,19 @@ pub(super) fn bollinger(close: &[f64], period: usize, k: f64) -> [Values; 3] {
 ///
 /// Returns (value, direction) with direction +1 for an uptrend and −1 for a downtrend
 /// (TradingView uses the opposite signs); first values at index `period`, like the ATR.
-pub(super) fn supertrend(bars: &[Bar], period: usize, m: f64) -> [Values; 2] {
-    let mut value = vec![None; bars.len()];
-    let mut direction = vec![None; bars.len()];
+pub(super) fn supertrend(c: &Columns, period: usize, m: f64) -> [Values; 2] {
+    let mut value = warm_up(period, c.len());
+    let mut direction = warm_up(period, c.len());
     // (upper, lower, supertrend) of the previous bar.
     let mut prev: Option<(f64, f64, f64)> = None;
-    wilder_atr(bars, period, |i, atr| {
-        let b = &bars[i];
-        let hl2 = (b.high + b.low) / 2.0;
+    wilder_atr(c, period, |i, atr| {
+        let hl2 = (c.high[i] + c.low[i]) / 2.0;
         let (basic_upper, basic_lower) = (hl2 + m * atr, hl2 - m * atr);
+        let close = c.close[i];
         let (upper, lower, up) = match prev {
             None => (basic_upper, basic_lower, false),
             Some((pu, pl, ps)) => {
-                let pc = bars[i - 1].close;
+                let pc = c.close[i - 1];
                 let upper = if basic_upper < pu || pc > pu {
                     basic_upper
                 } else {
@@ -295,16 +292,16 @@ pub(super) fn supertrend(bars: &[Bar], period: usize, m: f64) -> [Values; 2] {
                 };
                 // Exact comparison on purpose: the previous value is a copy of a band.
                 let up = if ps == pu {
-                    b.close > upper
+                    close > upper
                 } else {
-                    b.close >= lower
+                    close >= lower
                 };
                 (upper, lower, up)
             }
         };
         let st = if up { lower } else { upper };
-        value[i] = Some(st);
-        direction[i] = Some(if up { 1.0 } else { -1.0 });
+        value.push(Some(st));
+        direction.push(Some(if up { 1.0 } else { -1.0 }));
         prev = Some((upper, lower, st));
     });
     [value, direction]
@@ -314,30 +311,29 @@ pub(super) fn supertrend(bars: &[Bar], period: usize, m: f64) -> [Values; 2] {
 /// (highest high − lowest low) over `fastk` bars (0 when the range is 0), slow %K =
 /// SMA(slowk) of fast %K, %D = SMA(slowd) of slow %K. Both outputs start at index
 /// `fastk + slowk + slowd − 3`, as in TA-Lib. Window extremes come from monotonic
-/// queues, so the cost does not grow with `fastk`. `ta`'s stochastic returns 50 on a
-/// zero range, hence this one.
-pub(super) fn stochastic(bars: &[Bar], fastk: usize, slowk: usize, slowd: usize) -> [Values; 2] {
-    let n = bars.len();
+/// queues, so the cost does not grow with `fastk`.
+pub(super) fn stochastic(c: &Columns, fastk: usize, slowk: usize, slowd: usize) -> [Values; 2] {
+    let n = c.len();
     let first = fastk + slowk + slowd - 3;
-    let mut k_out = Vec::with_capacity(n);
-    let mut d_out = Vec::with_capacity(n);
+    let mut k_out = warm_up(first, n);
+    let mut d_out = warm_up(first, n);
+    let (high, low) = (&c.high, &c.low);
     let mut highs: VecDeque<usize> = VecDeque::with_capacity(fastk + 1);
     let mut lows: VecDeque<usize> = VecDeque::with_capacity(fastk + 1);
     let mut k_ring = vec![0.0; slowk];
     let mut d_ring = vec![0.0; slowd];
     let (mut k_sum, mut d_sum) = (0.0, 0.0);
-    for (i, b) in bars.iter().enumerate() {
-        while highs.back().is_some_and(|&j| bars[j].high <= b.high) {
+    let (mut k_at, mut d_at) = (0, 0);
+    for i in 0..n {
+        while highs.back().is_some_and(|&j| high[j] <= high[i]) {
             highs.pop_back();
         }
         highs.push_back(i);
-        while lows.back().is_some_and(|&j| bars[j].low >= b.low) {
+        while lows.back().is_some_and(|&j| low[j] >= low[i]) {
             lows.pop_back();
         }
         lows.push_back(i);
         if i + 1 < fastk {
-            k_out.push(None);
-            d_out.push(None);
             continue;
         }
         let start = i + 1 - fastk;
@@ -347,62 +343,69 @@ pub(super) fn stochastic(bars: &[Bar], fastk: usize, slowk: usize, slowd: usize)
         while lows.front().is_some_and(|&j| j < start) {
             lows.pop_front();
         }
-        let (hh, ll) = match (highs.front(), lows.front()) {
-            (Some(&h), Some(&l)) => (bars[h].high, bars[l].low),
-            _ => (b.high, b.low),
-        };
+        let hh = highs.front().map_or(high[i], |&j| high[j]);
+        let ll = lows.front().map_or(low[i], |&j| low[j]);
         // TA-Lib's form: divide by range/100 rather than multiply by 100.
         let range = (hh - ll) / 100.0;
         let fast_k = if range != 0.0 {
-            (b.close - ll) / range
+            (c.close[i] - ll) / range
         } else {
             0.0
         };
+        k_sum += fast_k - std::mem::replace(&mut k_ring[k_at], fast_k);
+        k_at = if k_at + 1 == slowk { 0 } else { k_at + 1 };
         let j = i + 1 - fastk;
-        k_sum += fast_k - std::mem::replace(&mut k_ring[j % slowk], fast_k);
-        let (slow_k, d) = if j + 1 >= slowk {
-            let slow_k = k_sum / slowk as f64;
-            let m = j + 1 - slowk;
-            d_sum += slow_k - std::mem::replace(&mut d_ring[m % slowd], slow_k);
-            (slow_k, (m + 1 >= slowd).then(|| d_sum / slowd as f64))
-        } else {
-            (0.0, None)
-        };
-        let shown = i >= first;
-        k_out.push(shown.then_some(slow_k));
-        d_out.push(if shown { d } else { None });
+        if j + 1 < slowk {
+            continue;
+        }
+        let slow_k = k_sum / slowk as f64;
+        d_sum += slow_k - std::mem::replace(&mut d_ring[d_at], slow_k);
+        d_at = if d_at + 1 == slowd { 0 } else { d_at + 1 };
+        if i >= first {
+            k_out.push(Some(slow_k));
+            d_out.push(Some(d_sum / slowd as f64));
+        }
     }
     [k_out, d_out]
 }
 
 /// OBV (TA-Lib `OBV`): starts at the first bar's volume, then adds the volume on an up
-/// close and subtracts it on a down close. `ta`'s OBV is the same (it starts from 0
-/// with a previous close of 0, so a positive first close adds its volume).
-pub(super) fn obv(bars: &[Bar]) -> Values {
-    let mut obv = OnBalanceVolume::new();
-    bars.iter().map(|b| Some(obv.next(b))).collect()
+/// close and subtracts it on a down close.
+pub(super) fn obv(c: &Columns) -> Values {
+    let mut out = Vec::with_capacity(c.len());
+    let Some(&first) = c.volume.first() else {
+        return out;
+    };
+    let mut obv = first;
+    out.push(Some(obv));
+    for (w, &v) in c.close.windows(2).zip(&c.volume[1..]) {
+        // ±1 or 0 without a branch; adding v·0 leaves the sum unchanged.
+        let sign = f64::from(i8::from(w[1] > w[0]) - i8::from(w[1] < w[0]));
+        obv += v * sign;
+        out.push(Some(obv));
+    }
+    out
 }
 
 /// Rolling VWAP (no TA-Lib function): Σ(typical price·volume)/Σ volume over the last
 /// `period` bars, typical price = (high + low + close)/3; `None` when the window traded
 /// no volume. Rolling rather than anchored at the first bar, so a bar's value does not
 /// depend on how much history was fetched.
-pub(super) fn vwap(bars: &[Bar], period: usize) -> Values {
-    let tp = |b: &Bar| (b.high + b.low + b.close) / 3.0;
-    let (mut pv, mut vol) = (0.0, 0.0);
-    bars.iter()
-        .enumerate()
-        .map(|(i, b)| {
-            pv += tp(b) * b.volume;
-            vol += b.volume;
-            if i + 1 < period {
-                return None;
-            }
-            let out = (vol != 0.0).then(|| pv / vol);
-            let old = &bars[i + 1 - period];
-            pv -= tp(old) * old.volume;
-            vol -= old.volume;
-            out
-        })
-        .collect()
+pub(super) fn vwap(c: &Columns, period: usize) -> Values {
+    let n = c.len();
+    let mut out = warm_up(period - 1, n);
+    let pv = |i: usize| (c.high[i] + c.low[i] + c.close[i]) / 3.0 * c.volume[i];
+    let (mut pv_sum, mut vol) = (0.0, 0.0);
+    for i in 0..n {
+        pv_sum += pv(i);
+        vol += c.volume[i];
+        if i + 1 < period {
+            continue;
+        }
+        out.push((vol != 0.0).then(|| pv_sum / vol));
+        let old = i + 1 - period;
+        pv_sum -= pv(old);
+        vol -= c.volume[old];
+    }
+    out
 }

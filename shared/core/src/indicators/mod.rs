@@ -12,6 +12,7 @@ use thiserror::Error;
 use crate::market::Bar;
 
 mod formulas;
+use formulas::Columns;
 #[cfg(test)]
 mod reference_tests;
 
@@ -295,10 +296,10 @@ pub fn compute_all(
     for spec in specs {
         spec.validate()?;
     }
-    let close: Vec<f64> = bars.iter().map(|b| b.close).collect();
+    let columns = Columns::new(bars);
     let mut out = Vec::with_capacity(specs.len() * 3);
     for spec in specs {
-        out.extend(compute_with(spec, bars, &close)?);
+        out.extend(compute_with(spec, &columns)?);
     }
     Ok(out)
 }
@@ -309,24 +310,20 @@ pub fn compute_all(
 /// `InvalidParameter` or `NotEnoughBars`.
 pub fn compute(spec: &IndicatorSpec, bars: &[Bar]) -> Result<Vec<IndicatorSeries>, IndicatorError> {
     spec.validate()?;
-    let close: Vec<f64> = bars.iter().map(|b| b.close).collect();
-    compute_with(spec, bars, &close)
+    compute_with(spec, &Columns::new(bars))
 }
 
-/// `close` is `bars`' closes, extracted once by the caller.
-fn compute_with(
-    spec: &IndicatorSpec,
-    bars: &[Bar],
-    close: &[f64],
-) -> Result<Vec<IndicatorSeries>, IndicatorError> {
+/// Computes a validated spec over the bars' columns.
+fn compute_with(spec: &IndicatorSpec, c: &Columns) -> Result<Vec<IndicatorSeries>, IndicatorError> {
     let needed = spec.bars_needed();
-    if bars.len() < needed {
+    if c.close.len() < needed {
         return Err(IndicatorError::NotEnoughBars {
             indicator: spec.label(),
             needed,
-            got: bars.len(),
+            got: c.close.len(),
         });
     }
+    let close = &c.close;
     let (kind, params) = (spec.kind(), spec.params());
     let series = |output: &str, panel: Panel, values: Vec<Option<f64>>| IndicatorSeries {
         name: format!("{kind}{output}{params}"),
@@ -334,21 +331,15 @@ fn compute_with(
         panel,
         values,
     };
-    let ta_err = |e: ta::errors::TaError| IndicatorError::InvalidParameter {
-        indicator: spec.label(),
-        message: e.to_string(),
-    };
     Ok(match *spec {
-        IndicatorSpec::Sma { period } => vec![series(
-            "",
-            Panel::Price,
-            formulas::sma(close, period).map_err(ta_err)?,
-        )],
+        IndicatorSpec::Sma { period } => {
+            vec![series("", Panel::Price, formulas::sma(close, period))]
+        }
         IndicatorSpec::Ema { period } => {
             vec![series("", Panel::Price, formulas::ema(close, period))]
         }
         IndicatorSpec::Rsi { period } => vec![series("", Panel::Own, formulas::rsi(close, period))],
-        IndicatorSpec::Atr { period } => vec![series("", Panel::Own, formulas::atr(bars, period))],
+        IndicatorSpec::Atr { period } => vec![series("", Panel::Own, formulas::atr(c, period))],
         IndicatorSpec::Macd { fast, slow, signal } => {
             let [m, s, h] = formulas::macd(close, fast, slow, signal);
             vec![
@@ -366,7 +357,7 @@ fn compute_with(
             ]
         }
         IndicatorSpec::Supertrend { period, multiplier } => {
-            let [v, d] = formulas::supertrend(bars, period, multiplier);
+            let [v, d] = formulas::supertrend(c, period, multiplier);
             vec![
                 series("", Panel::Price, v),
                 series("_direction", Panel::Hidden, d),
@@ -377,12 +368,12 @@ fn compute_with(
             slowk_period,
             slowd_period,
         } => {
-            let [k, d] = formulas::stochastic(bars, fastk_period, slowk_period, slowd_period);
+            let [k, d] = formulas::stochastic(c, fastk_period, slowk_period, slowd_period);
             vec![series("_k", Panel::Own, k), series("_d", Panel::Own, d)]
         }
-        IndicatorSpec::Obv {} => vec![series("", Panel::Own, formulas::obv(bars))],
+        IndicatorSpec::Obv {} => vec![series("", Panel::Own, formulas::obv(c))],
         IndicatorSpec::Vwap { period } => {
-            vec![series("", Panel::Price, formulas::vwap(bars, period))]
+            vec![series("", Panel::Price, formulas::vwap(c, period))]
         }
     })
 }
