@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 mod demo;
 mod indicators;
+mod signal;
 
 #[derive(Parser)]
 #[command(name = "tradeflow", about = "tradeflow local tools")]
@@ -18,6 +19,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Computes indicators over an OHLCV CSV and prints every series.
     Indicators(indicators::IndicatorsArgs),
+    /// Reads an analyst answer on stdin and prints the validated signal (or HOLD with the reason) as JSON.
+    ParseSignal(signal::ParseSignalArgs),
+    /// Renders a prompt template against a context JSON file (or the sample context).
+    RenderPrompt(signal::RenderPromptArgs),
 }
 
 #[tokio::main]
@@ -25,5 +30,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Demo(args) => demo::run(args).await,
         Command::Indicators(args) => indicators::run(args),
+        Command::ParseSignal(args) => signal::parse_signal(args),
+        Command::RenderPrompt(args) => signal::render_prompt(args),
     }
 }

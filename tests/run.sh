@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Every check, in the order that fails fastest: formatting, lints, unit tests,
+# the state machine and CDK checks, then the integration tests against the local
+# stack (LocalStack + cargo lambda watch + fake IBKR). Installs what it needs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tradeflow/target}"
+export CARGO_TERM_COLOR=never
+step() { printf '\n==> %s (%s)\n' "$*" "$(date +%T)"; }
+
+step "install local tools (LocalStack, cargo-lambda)"
+localstack/install.sh
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "unit tests"
+cargo test --workspace --locked --exclude tradeflow-integration-tests
+
+step "state machine validation (asl-validator), CDK synth, assertions, cfn-lint, checkov"
+infra/check.sh
+
+step "integration tests on the local stack"
+started_here=0
+if ! curl -fsS -o /dev/null "http://127.0.0.1:${LOCALSTACK_PORT:-4566}/_localstack/health" 2>/dev/null; then
+  started_here=1
+fi
+localstack/up.sh
+if [ "$started_here" = 1 ] && [ "${KEEP_STACK:-0}" != 1 ]; then
+  trap 'localstack/down.sh >/dev/null 2>&1 || true' EXIT
+fi
+# shellcheck source=../localstack/env.sh
+source localstack/env.sh
+cargo test --locked -p tradeflow-integration-tests -- --test-threads 4
