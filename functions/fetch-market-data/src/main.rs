@@ -24,7 +24,7 @@ async fn handle(
 ) -> Result<FetchMarketDataOutput, StepError> {
     let s = &input.load_strategy.strategy;
     let ibkr = deps.ibkr().map_err(StepError::from)?;
-    let bars = ibkr.history(s.conid, s.timeframe, s.bars).await?;
+    let bars = MarketSource::history(&ibkr, s.conid, s.timeframe, s.bars).await?;
     validate_bars(&bars)
         .map_err(|e| StepError::fatal(format!("invalid bars for conid {}: {e}", s.conid)))?;
     let key = format!("data/{}/{}/bars.json", s.strategy_id, ctx.execution_name);

@@ -18,7 +18,10 @@ async fn handle(
 ) -> Result<session::SessionState, lambda_runtime::Error> {
     let state = session::keep_alive(ibkr, Utc::now()).await;
     if state.healthy {
-        tracing::info!(reauthenticated = state.reauthenticated, "ibkr session healthy");
+        tracing::info!(
+            reauthenticated = state.reauthenticated,
+            "ibkr session healthy"
+        );
     } else {
         tracing::warn!(
             authenticated = state.authenticated,

@@ -250,7 +250,10 @@ impl Gateway {
     fn take_question(&mut self, ticket: &OrderTicket) -> Vec<(String, String)> {
         let mut qs = Vec::new();
         if !self.confirmed_questions.contains(NO_MARKET_DATA_ID) {
-            qs.push((NO_MARKET_DATA_ID.to_string(), NO_MARKET_DATA_TEXT.to_string()));
+            qs.push((
+                NO_MARKET_DATA_ID.to_string(),
+                NO_MARKET_DATA_TEXT.to_string(),
+            ));
         }
         if let (Some(limit), Some(market)) = (ticket.price, self.price(ticket.conid))
             && ((limit - market) / market).abs() > PRICE_PERCENT_LIMIT
@@ -266,7 +269,12 @@ impl Gateway {
         qs
     }
 
-    fn question(&mut self, ticket: OrderTicket, account: String, mut qs: Vec<(String, String)>) -> Value {
+    fn question(
+        &mut self,
+        ticket: OrderTicket,
+        account: String,
+        mut qs: Vec<(String, String)>,
+    ) -> Value {
         let (mid, text) = qs.remove(0);
         let id = format!("fake-reply-{:08x}", self.next_reply);
         self.next_reply += 1;
@@ -341,7 +349,8 @@ impl Gateway {
                 "Order was not confirmed and has been discarded".into(),
             ));
         }
-        self.confirmed_questions.insert(NO_MARKET_DATA_ID.to_string());
+        self.confirmed_questions
+            .insert(NO_MARKET_DATA_ID.to_string());
         if !pending.remaining.is_empty() {
             return Some(OrderAnswer::Question(self.question(
                 pending.ticket,
@@ -413,9 +422,12 @@ impl Gateway {
                 ("MKT", _) => market,
                 _ => continue,
             };
-            let qty = o
-                .remaining()
-                .min(self.liquidity.get(&o.conid).copied().unwrap_or(f64::INFINITY));
+            let qty = o.remaining().min(
+                self.liquidity
+                    .get(&o.conid)
+                    .copied()
+                    .unwrap_or(f64::INFINITY),
+            );
             if qty <= 0.0 {
                 continue;
             }
@@ -583,7 +595,9 @@ mod tests {
                     let id = q[0]["id"].as_str().unwrap().to_string();
                     answer = g.reply(&id, true).unwrap();
                 }
-                OrderAnswer::Placed(v) => return v[0]["order_id"].as_str().unwrap().parse().unwrap(),
+                OrderAnswer::Placed(v) => {
+                    return v[0]["order_id"].as_str().unwrap().parse().unwrap();
+                }
                 OrderAnswer::Error(e) => panic!("{e}"),
             }
         }

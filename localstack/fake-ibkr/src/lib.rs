@@ -69,12 +69,20 @@ impl AppState {
 }
 
 fn ibkr_error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({"error": message.into(), "statusCode": status.as_u16()}))).into_response()
+    (
+        status,
+        Json(json!({"error": message.into(), "statusCode": status.as_u16()})),
+    )
+        .into_response()
 }
 
 fn unauthorized() -> Response {
     // The real gateway's 401 carries no useful body either.
-    (StatusCode::UNAUTHORIZED, Json(json!({"error": "not authenticated"}))).into_response()
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"error": "not authenticated"})),
+    )
+        .into_response()
 }
 
 /// The whole app: IBKR paths under `/v1/api`, control paths under `/fake`.
@@ -87,7 +95,10 @@ pub fn router(opts: Options) -> Router {
         .route("/iserver/auth/status", get(auth_status).post(auth_status))
         .route("/tickle", get(tickle).post(tickle))
         .route("/iserver/auth/ssodh/init", post(reauthenticate))
-        .route("/iserver/reauthenticate", post(reauthenticate).get(reauthenticate))
+        .route(
+            "/iserver/reauthenticate",
+            post(reauthenticate).get(reauthenticate),
+        )
         .route("/logout", post(logout))
         .route("/iserver/accounts", get(accounts))
         .route("/iserver/secdef/search", get(search_get).post(search_post))
@@ -190,7 +201,9 @@ async fn gatekeeper(State(st): State<AppState>, req: Request, next: Next) -> Res
     }
     let resp = gate_inner(&st, &path, req, next).await;
     if is_history && let Some(p) = &st.pacing {
-        p.lock().unwrap_or_else(PoisonError::into_inner).history_in_flight -= 1;
+        p.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .history_in_flight -= 1;
     }
     resp
 }
@@ -198,7 +211,10 @@ async fn gatekeeper(State(st): State<AppState>, req: Request, next: Next) -> Res
 async fn gate_inner(st: &AppState, path: &str, req: Request, next: Next) -> Response {
     let fault = {
         let mut gw = st.gw();
-        let found = gw.faults.iter_mut().find(|f| f.count > 0 && path.starts_with(&f.path));
+        let found = gw
+            .faults
+            .iter_mut()
+            .find(|f| f.count > 0 && path.starts_with(&f.path));
         found.map(|f| {
             f.count -= 1;
             f.clone()
@@ -343,7 +359,10 @@ async fn contract_info(Path(conid): Path<String>) -> Response {
     let Some((id, (symbol, company, exchange))) =
         parsed.and_then(|id| synthetic::contract(id).map(|c| (id, c)))
     else {
-        return ibkr_error(StatusCode::BAD_REQUEST, format!("Invalid contract id {conid}"));
+        return ibkr_error(
+            StatusCode::BAD_REQUEST,
+            format!("Invalid contract id {conid}"),
+        );
     };
     // Documented in camelCase, served in snake_case (IBKR Campus "Contract information").
     Json(json!({
@@ -393,7 +412,10 @@ fn default_bar() -> String {
 
 async fn history(State(st): State<AppState>, Query(q): Query<HistoryQuery>) -> Response {
     let Ok(conid) = q.conid.parse::<i64>() else {
-        return ibkr_error(StatusCode::BAD_REQUEST, format!("Invalid conid {}", q.conid));
+        return ibkr_error(
+            StatusCode::BAD_REQUEST,
+            format!("Invalid conid {}", q.conid),
+        );
     };
     let gw = st.gw();
     match gw.history(conid, &q.period, &q.bar) {
@@ -510,7 +532,11 @@ struct ReplyBody {
     confirmed: bool,
 }
 
-async fn reply(State(st): State<AppState>, Path(id): Path<String>, Json(b): Json<ReplyBody>) -> Response {
+async fn reply(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Json(b): Json<ReplyBody>,
+) -> Response {
     match st.gw().reply(&id, b.confirmed) {
         Some(a) => order_answer(a),
         // A reply that does not immediately follow its question finds nothing.
@@ -535,11 +561,17 @@ async fn order_status(State(st): State<AppState>, Path(id): Path<String>) -> Res
     match found {
         Some(o) => Json(o.status_json()).into_response(),
         // IBKR answers 503 for orders it does not know in this session.
-        None => ibkr_error(StatusCode::SERVICE_UNAVAILABLE, format!("order {id} not found")),
+        None => ibkr_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("order {id} not found"),
+        ),
     }
 }
 
-async fn cancel_order(State(st): State<AppState>, Path((acct, id)): Path<(String, String)>) -> Response {
+async fn cancel_order(
+    State(st): State<AppState>,
+    Path((acct, id)): Path<(String, String)>,
+) -> Response {
     let Ok(order_id) = id.parse::<u64>() else {
         return Json(json!({"error": format!("OrderID {id} doesn't exist")})).into_response();
     };
@@ -559,17 +591,29 @@ async fn portfolio_accounts(State(st): State<AppState>) -> Response {
 }
 
 fn check_account(gw: &Gateway, acct: &str) -> Option<Response> {
-    (acct != gw.account).then(|| ibkr_error(StatusCode::BAD_REQUEST, format!("Account {acct} is not valid")))
+    (acct != gw.account).then(|| {
+        ibkr_error(
+            StatusCode::BAD_REQUEST,
+            format!("Account {acct} is not valid"),
+        )
+    })
 }
 
-async fn positions(State(st): State<AppState>, Path((acct, page)): Path<(String, u32)>) -> Response {
+async fn positions(
+    State(st): State<AppState>,
+    Path((acct, page)): Path<(String, u32)>,
+) -> Response {
     let mut gw = st.gw();
     if let Some(r) = check_account(&gw, &acct) {
         return r;
     }
     gw.tick();
     let all = gw.positions();
-    let page: Vec<Value> = all.into_iter().skip(page as usize * 100).take(100).collect();
+    let page: Vec<Value> = all
+        .into_iter()
+        .skip(page as usize * 100)
+        .take(100)
+        .collect();
     Json(page).into_response()
 }
 
@@ -655,7 +699,10 @@ struct PriceBody {
 async fn fake_price(State(st): State<AppState>, Json(b): Json<PriceBody>) -> Response {
     let mut gw = st.gw();
     if synthetic::contract(b.conid).is_none() {
-        return ibkr_error(StatusCode::BAD_REQUEST, format!("unknown conid {}", b.conid));
+        return ibkr_error(
+            StatusCode::BAD_REQUEST,
+            format!("unknown conid {}", b.conid),
+        );
     }
     gw.prices.insert(b.conid, b.price);
     match b.liquidity {

@@ -33,7 +33,11 @@ async fn main() -> std::io::Result<()> {
         .init();
     let args = Args::parse();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
-    tracing::info!(port = args.port, logged_in = args.logged_in, "fake ibkr gateway listening");
+    tracing::info!(
+        port = args.port,
+        logged_in = args.logged_in,
+        "fake ibkr gateway listening"
+    );
     fake_ibkr::serve(
         listener,
         Options {

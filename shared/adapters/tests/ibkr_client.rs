@@ -35,7 +35,7 @@ fn limit_buy(coid: &str, qty: i64, limit: Decimal) -> OrderRequest {
 }
 
 fn dec(s: &str) -> Decimal {
-    s.parse().unwrap()
+    s.parse().expect("a decimal literal")
 }
 
 #[tokio::test]
@@ -119,7 +119,12 @@ async fn keep_alive_records_a_logged_out_gateway_without_failing() {
     let state = keep_alive(&gw.client(), Utc::now()).await;
 
     assert!(!state.healthy);
-    assert!(state.error.unwrap().contains("IBKR session not authenticated"));
+    assert!(
+        state
+            .error
+            .unwrap()
+            .contains("IBKR session not authenticated")
+    );
 }
 
 #[tokio::test]
@@ -136,11 +141,18 @@ async fn search_and_contract_info_parse_ibkr_shapes() {
     assert_eq!(hits[0].description, "NASDAQ");
     assert!(hits[0].sections.iter().any(|s| s.sec_type == "STK"));
     assert_eq!(
-        (info.symbol.as_str(), info.asset_type.as_str(), info.currency.as_str()),
+        (
+            info.symbol.as_str(),
+            info.asset_type.as_str(),
+            info.currency.as_str()
+        ),
         ("AAPL", "STK", "USD")
     );
     assert!(matches!(unknown_symbol, Err(IbkrError::Refused { .. })));
-    assert!(matches!(unknown_conid, Err(IbkrError::Http { status: 400, .. })));
+    assert!(matches!(
+        unknown_conid,
+        Err(IbkrError::Http { status: 400, .. })
+    ));
 }
 
 #[tokio::test]
@@ -148,8 +160,12 @@ async fn daily_and_weekly_history_come_back_valid_and_complete() {
     let gw = gateway(true).await;
     let c = gw.client();
 
-    let daily = MarketSource::history(&c, AAPL, Timeframe::Daily, 500).await.unwrap();
-    let weekly = MarketSource::history(&c, AAPL, Timeframe::Weekly, 104).await.unwrap();
+    let daily = MarketSource::history(&c, AAPL, Timeframe::Daily, 500)
+        .await
+        .unwrap();
+    let weekly = MarketSource::history(&c, AAPL, Timeframe::Weekly, 104)
+        .await
+        .unwrap();
 
     assert_eq!(daily.len(), 500);
     assert_eq!(weekly.len(), 104);
@@ -167,7 +183,9 @@ async fn daily_and_weekly_history_come_back_valid_and_complete() {
 async fn history_for_an_unknown_conid_is_a_fatal_step_error() {
     let gw = gateway(true).await;
 
-    let e = MarketSource::history(&gw.client(), 42, Timeframe::Daily, 100).await.unwrap_err();
+    let e = MarketSource::history(&gw.client(), 42, Timeframe::Daily, 100)
+        .await
+        .unwrap_err();
 
     assert!(matches!(e, StepError::Fatal(m) if m.contains("42")));
 }
@@ -175,7 +193,8 @@ async fn history_for_an_unknown_conid_is_a_fatal_step_error() {
 #[tokio::test]
 async fn snapshot_waits_out_the_preflight_and_parses_string_prices() {
     let gw = gateway(true).await;
-    gw.control("price", json!({"conid": AAPL, "price": 123.45})).await;
+    gw.control("price", json!({"conid": AAPL, "price": 123.45}))
+        .await;
 
     let quotes = gw.client().snapshot(&[AAPL]).await.unwrap();
 
@@ -187,11 +206,18 @@ async fn snapshot_waits_out_the_preflight_and_parses_string_prices() {
 #[tokio::test]
 async fn first_order_question_is_confirmed_under_the_default_policy() {
     let gw = gateway(true).await;
-    gw.control("price", json!({"conid": AAPL, "price": 100.0})).await;
+    gw.control("price", json!({"conid": AAPL, "price": 100.0}))
+        .await;
     let c = gw.client();
 
-    let first = c.place_order(&limit_buy("tf-first", 5, dec("99.5"))).await.unwrap();
-    let second = c.place_order(&limit_buy("tf-second", 5, dec("99.5"))).await.unwrap();
+    let first = c
+        .place_order(&limit_buy("tf-first", 5, dec("99.5")))
+        .await
+        .unwrap();
+    let second = c
+        .place_order(&limit_buy("tf-second", 5, dec("99.5")))
+        .await
+        .unwrap();
 
     assert_eq!(first.confirmed, vec!["o354".to_string()]);
     assert!(second.confirmed.is_empty());
@@ -202,27 +228,40 @@ async fn first_order_question_is_confirmed_under_the_default_policy() {
 #[tokio::test]
 async fn a_question_outside_the_policy_rejects_the_order_with_ibkrs_text() {
     let gw = gateway(true).await;
-    gw.control("price", json!({"conid": AAPL, "price": 100.0})).await;
+    gw.control("price", json!({"conid": AAPL, "price": 100.0}))
+        .await;
     let c = IbkrClient::new(IbkrSettings {
         confirm: ConfirmPolicy::none(),
         ..gw.settings()
     })
     .unwrap();
 
-    let e = c.place_order(&limit_buy("tf-q", 5, dec("99.5"))).await.unwrap_err();
+    let e = c
+        .place_order(&limit_buy("tf-q", 5, dec("99.5")))
+        .await
+        .unwrap_err();
 
-    assert!(matches!(&e, IbkrError::OrderRejected { message } if message.contains("o354") && message.contains("without market data")));
+    assert!(
+        matches!(&e, IbkrError::OrderRejected { message } if message.contains("o354") && message.contains("without market data"))
+    );
     assert!(gw.orders_at_broker().await.is_empty());
 }
 
 #[tokio::test]
 async fn a_limit_far_from_the_market_is_not_confirmed_by_default() {
     let gw = gateway(true).await;
-    gw.control("price", json!({"conid": AAPL, "price": 100.0})).await;
+    gw.control("price", json!({"conid": AAPL, "price": 100.0}))
+        .await;
 
-    let e = gw.client().place_order(&limit_buy("tf-far", 5, dec("80"))).await.unwrap_err();
+    let e = gw
+        .client()
+        .place_order(&limit_buy("tf-far", 5, dec("80")))
+        .await
+        .unwrap_err();
 
-    assert!(matches!(&e, IbkrError::OrderRejected { message } if message.contains("o163") && message.contains("Percentage constraint")));
+    assert!(
+        matches!(&e, IbkrError::OrderRejected { message } if message.contains("o163") && message.contains("Percentage constraint"))
+    );
     assert!(gw.orders_at_broker().await.is_empty());
 }
 
@@ -236,14 +275,19 @@ async fn http_200_rejections_become_order_rejected() {
     let zero = c.place_order(&limit_buy("tf-zero", 0, dec("10"))).await;
     let bad_contract = c.place_order(&unknown).await;
 
-    assert!(matches!(zero, Err(IbkrError::OrderRejected { message }) if message.contains("quantity")));
-    assert!(matches!(bad_contract, Err(IbkrError::OrderRejected { message }) if message.contains("42")));
+    assert!(
+        matches!(zero, Err(IbkrError::OrderRejected { message }) if message.contains("quantity"))
+    );
+    assert!(
+        matches!(bad_contract, Err(IbkrError::OrderRejected { message }) if message.contains("42"))
+    );
 }
 
 #[tokio::test]
 async fn resubmitting_a_coid_is_a_duplicate_and_places_one_order() {
     let gw = gateway(true).await;
-    gw.control("price", json!({"conid": AAPL, "price": 100.0})).await;
+    gw.control("price", json!({"conid": AAPL, "price": 100.0}))
+        .await;
     let c = gw.client();
     let order = limit_buy("tf-dup", 3, dec("99.8"));
 
@@ -257,13 +301,18 @@ async fn resubmitting_a_coid_is_a_duplicate_and_places_one_order() {
 #[tokio::test]
 async fn a_limit_buy_progresses_to_filled_when_the_market_reaches_it() {
     let gw = gateway(true).await;
-    gw.control("price", json!({"conid": AAPL, "price": 100.0})).await;
+    gw.control("price", json!({"conid": AAPL, "price": 100.0}))
+        .await;
     let c = gw.client();
-    let placed = c.place_order(&limit_buy("tf-fill", 10, dec("99"))).await.unwrap();
+    let placed = c
+        .place_order(&limit_buy("tf-fill", 10, dec("99")))
+        .await
+        .unwrap();
 
     let working = c.order_status(&placed.order_id).await.unwrap();
     let still = c.order_status(&placed.order_id).await.unwrap();
-    gw.control("price", json!({"conid": AAPL, "price": 98.5})).await;
+    gw.control("price", json!({"conid": AAPL, "price": 98.5}))
+        .await;
     let filled = c.order_status(&placed.order_id).await.unwrap();
     let live = c.find_order_by_ref("tf-fill").await.unwrap().unwrap();
     let positions = c.positions().await.unwrap();
@@ -271,12 +320,22 @@ async fn a_limit_buy_progresses_to_filled_when_the_market_reaches_it() {
     let summary = c.account_summary().await.unwrap();
 
     assert_eq!(placed.status, "PreSubmitted");
-    assert_eq!((working.order_status.as_str(), still.order_status.as_str()), ("Submitted", "Submitted"));
+    assert_eq!(
+        (working.order_status.as_str(), still.order_status.as_str()),
+        ("Submitted", "Submitted")
+    );
     assert_eq!(filled.order_status, "Filled");
     assert_eq!((filled.cum_fill, filled.average_price), (10.0, Some(98.5)));
     assert_eq!(live.order_id.to_string(), placed.order_id);
     assert_eq!(live.status, "Filled");
-    assert_eq!((positions[0].conid, positions[0].position, positions[0].avg_cost), (AAPL, 10.0, 98.5));
+    assert_eq!(
+        (
+            positions[0].conid,
+            positions[0].position,
+            positions[0].avg_cost
+        ),
+        (AAPL, 10.0, 98.5)
+    );
     let usd = &ledger["USD"];
     assert!((usd.cashbalance - (1_000_000.0 - 985.0 - 1.0)).abs() < 1e-6);
     assert!((summary.net_liquidation.unwrap() - (usd.cashbalance + 985.0)).abs() < 1e-6);
@@ -285,22 +344,40 @@ async fn a_limit_buy_progresses_to_filled_when_the_market_reaches_it() {
 #[tokio::test]
 async fn thin_liquidity_gives_a_partial_fill() {
     let gw = gateway(true).await;
-    gw.control("price", json!({"conid": AAPL, "price": 100.0, "liquidity": 4.0})).await;
+    gw.control(
+        "price",
+        json!({"conid": AAPL, "price": 100.0, "liquidity": 4.0}),
+    )
+    .await;
     let c = gw.client();
-    let placed = c.place_order(&limit_buy("tf-part", 10, dec("100.5"))).await.unwrap();
+    let placed = c
+        .place_order(&limit_buy("tf-part", 10, dec("100.5")))
+        .await
+        .unwrap();
 
     c.order_status(&placed.order_id).await.unwrap();
     let partial = c.order_status(&placed.order_id).await.unwrap();
 
-    assert_eq!((partial.order_status.as_str(), partial.cum_fill, partial.total_size), ("Submitted", 4.0, 10.0));
+    assert_eq!(
+        (
+            partial.order_status.as_str(),
+            partial.cum_fill,
+            partial.total_size
+        ),
+        ("Submitted", 4.0, 10.0)
+    );
 }
 
 #[tokio::test]
 async fn cancelling_a_working_order_cancels_it_once() {
     let gw = gateway(true).await;
-    gw.control("price", json!({"conid": AAPL, "price": 100.0})).await;
+    gw.control("price", json!({"conid": AAPL, "price": 100.0}))
+        .await;
     let c = gw.client();
-    let placed = c.place_order(&limit_buy("tf-cxl", 10, dec("98"))).await.unwrap();
+    let placed = c
+        .place_order(&limit_buy("tf-cxl", 10, dec("98")))
+        .await
+        .unwrap();
 
     let ack = c.cancel_order(&placed.order_id).await.unwrap();
     let status = c.order_status(&placed.order_id).await.unwrap();
@@ -310,7 +387,9 @@ async fn cancelling_a_working_order_cancels_it_once() {
     assert_eq!(ack.order_id.to_string(), placed.order_id);
     assert_eq!(status.order_status, "Cancelled");
     assert!(matches!(again, Err(IbkrError::Refused { .. })));
-    assert!(matches!(unknown, Err(IbkrError::Refused { message, .. }) if message.contains("doesn't exist")));
+    assert!(
+        matches!(unknown, Err(IbkrError::Refused { message, .. }) if message.contains("doesn't exist"))
+    );
 }
 
 #[tokio::test]
@@ -355,9 +434,15 @@ async fn the_paced_client_spaces_orders_list_calls_and_avoids_429() {
 #[tokio::test]
 async fn a_transient_500_is_survived_by_retrying_the_get() {
     let gw = gateway(true).await;
-    gw.control("faults", json!({"path": "/iserver/marketdata/history", "kind": "status500", "count": 2})).await;
+    gw.control(
+        "faults",
+        json!({"path": "/iserver/marketdata/history", "kind": "status500", "count": 2}),
+    )
+    .await;
 
-    let bars = MarketSource::history(&gw.client(), AAPL, Timeframe::Daily, 100).await.unwrap();
+    let bars = MarketSource::history(&gw.client(), AAPL, Timeframe::Daily, 100)
+        .await
+        .unwrap();
 
     assert_eq!(bars.len(), 100);
 }
@@ -365,9 +450,15 @@ async fn a_transient_500_is_survived_by_retrying_the_get() {
 #[tokio::test]
 async fn a_persistent_500_becomes_a_transient_step_error() {
     let gw = gateway(true).await;
-    gw.control("faults", json!({"path": "/iserver/marketdata/history", "kind": "status500", "count": 3})).await;
+    gw.control(
+        "faults",
+        json!({"path": "/iserver/marketdata/history", "kind": "status500", "count": 3}),
+    )
+    .await;
 
-    let e = MarketSource::history(&gw.client(), AAPL, Timeframe::Daily, 100).await.unwrap_err();
+    let e = MarketSource::history(&gw.client(), AAPL, Timeframe::Daily, 100)
+        .await
+        .unwrap_err();
 
     assert_eq!(e.error_type(), "Transient");
     assert!(e.to_string().contains("HTTP 500"));
@@ -376,11 +467,20 @@ async fn a_persistent_500_becomes_a_transient_step_error() {
 #[tokio::test]
 async fn orders_are_never_retried_after_a_server_error() {
     let gw = gateway(true).await;
-    gw.control("faults", json!({"path": "/iserver/account/DU", "kind": "status500", "count": 1})).await;
+    gw.control(
+        "faults",
+        json!({"path": "/iserver/account/DU", "kind": "status500", "count": 1}),
+    )
+    .await;
     let c = gw.client();
 
     let first = c.place_order(&limit_buy("tf-500", 1, dec("100"))).await;
-    let remaining = gw.control("faults", json!({"path": "/none", "kind": "status500", "count": 0})).await;
+    let remaining = gw
+        .control(
+            "faults",
+            json!({"path": "/none", "kind": "status500", "count": 0}),
+        )
+        .await;
 
     assert!(matches!(first, Err(IbkrError::Http { status: 500, .. })));
     assert_eq!(remaining["faults"][0]["count"], 0);
@@ -390,7 +490,11 @@ async fn orders_are_never_retried_after_a_server_error() {
 #[tokio::test]
 async fn garbage_json_is_malformed_and_not_retried() {
     let gw = gateway(true).await;
-    gw.control("faults", json!({"path": "/iserver/accounts", "kind": "garbage", "count": 1})).await;
+    gw.control(
+        "faults",
+        json!({"path": "/iserver/accounts", "kind": "garbage", "count": 1}),
+    )
+    .await;
     let c = gw.client();
 
     let e = c.accounts().await.unwrap_err();
@@ -404,7 +508,11 @@ async fn garbage_json_is_malformed_and_not_retried() {
 #[tokio::test]
 async fn a_timeout_is_retried_as_an_unreachable_gateway() {
     let gw = gateway(true).await;
-    gw.control("faults", json!({"path": "/iserver/accounts", "kind": "delay", "delay_ms": 1500, "count": 1})).await;
+    gw.control(
+        "faults",
+        json!({"path": "/iserver/accounts", "kind": "delay", "delay_ms": 1500, "count": 1}),
+    )
+    .await;
     let c = IbkrClient::new(IbkrSettings {
         timeout: Duration::from_millis(400),
         ..gw.settings()
@@ -440,13 +548,26 @@ async fn a_closed_port_is_a_retryable_unreachable_gateway() {
 #[tokio::test]
 async fn a_reply_that_does_not_follow_its_question_finds_no_order() {
     let gw = gateway(true).await;
-    gw.control("price", json!({"conid": AAPL, "price": 100.0})).await;
+    gw.control("price", json!({"conid": AAPL, "price": 100.0}))
+        .await;
     let body = json!({"orders": [{"conid": AAPL, "cOID": "raw-1", "orderType": "LMT", "price": 99.9, "side": "BUY", "tif": "DAY", "quantity": 1}]});
 
-    let (_, question) = gw.raw(Method::POST, &format!("/iserver/account/{ACCOUNT}/orders"), Some(body)).await;
+    let (_, question) = gw
+        .raw(
+            Method::POST,
+            &format!("/iserver/account/{ACCOUNT}/orders"),
+            Some(body),
+        )
+        .await;
     gw.raw(Method::GET, "/iserver/accounts", None).await;
     let id = question[0]["id"].as_str().unwrap();
-    let (status, _) = gw.raw(Method::POST, &format!("/iserver/reply/{id}"), Some(json!({"confirmed": true}))).await;
+    let (status, _) = gw
+        .raw(
+            Method::POST,
+            &format!("/iserver/reply/{id}"),
+            Some(json!({"confirmed": true})),
+        )
+        .await;
 
     assert_eq!(status, 503);
     assert!(gw.orders_at_broker().await.is_empty());

@@ -16,9 +16,9 @@ use super::confirm::ConfirmPolicy;
 use super::error::IbkrError;
 use super::pacing::{Pacer, PacingLimits};
 use super::types::{
-    AccountSummary, Accounts, AuthStatus, CancelAck, ContractInfo, History, LedgerEntry,
-    LiveOrder, LiveOrders, OrderQuestion, OrderRequest, OrderStatusInfo, PlacedOrder, Position,
-    Quote, SearchHit, Tickle, lenient_number,
+    AccountSummary, Accounts, AuthStatus, CancelAck, ContractInfo, History, LedgerEntry, LiveOrder,
+    LiveOrders, OrderQuestion, OrderRequest, OrderStatusInfo, PlacedOrder, Position, Quote,
+    SearchHit, Tickle, lenient_number,
 };
 use crate::config::Config;
 
@@ -175,7 +175,11 @@ impl std::fmt::Debug for IbkrClient {
 
 fn snippet(text: &str) -> String {
     let t: String = text.chars().take(160).collect();
-    if text.len() > t.len() { format!("{t}…") } else { t }
+    if text.len() > t.len() {
+        format!("{t}…")
+    } else {
+        t
+    }
 }
 
 fn error_text(text: &str) -> String {
@@ -427,7 +431,11 @@ impl IbkrClient {
                 self.inner.portfolio_primed.store(false, Ordering::Relaxed);
                 return Err(IbkrError::NotAuthenticated);
             }
-            429 => return Err(IbkrError::RateLimited { endpoint: ep.name() }),
+            429 => {
+                return Err(IbkrError::RateLimited {
+                    endpoint: ep.name(),
+                });
+            }
             _ => {
                 return Err(IbkrError::Http {
                     endpoint: ep.name(),
@@ -459,7 +467,10 @@ impl IbkrClient {
         body: Value,
     ) -> Result<T, IbkrError> {
         let _g = self.inner.flow.read().await;
-        decode(ep, self.send(ep, Method::POST, path, &[], Some(&body)).await?)
+        decode(
+            ep,
+            self.send(ep, Method::POST, path, &[], Some(&body)).await?,
+        )
     }
 
     /// `POST /iserver/auth/status`.
@@ -539,7 +550,10 @@ impl IbkrClient {
         self.get(
             Endpoint::Search,
             "/iserver/secdef/search",
-            &[("symbol", symbol.to_string()), ("secType", sec_type.to_string())],
+            &[
+                ("symbol", symbol.to_string()),
+                ("secType", sec_type.to_string()),
+            ],
         )
         .await
     }
@@ -561,7 +575,7 @@ impl IbkrClient {
     ///
     /// # Errors
     /// Session, pacing or transport errors.
-    pub async fn history(
+    pub async fn history_data(
         &self,
         conid: i64,
         period: &str,
@@ -584,10 +598,12 @@ impl IbkrClient {
     /// The last `count` bars (≤ 1000) of `tf`, oldest first, `t` in epoch ms.
     ///
     /// # Errors
-    /// As `history`.
+    /// As `history_data`.
     pub async fn bars(&self, conid: i64, tf: Timeframe, count: u32) -> Result<Vec<Bar>, IbkrError> {
         let period = history_period(tf, count);
-        let h = self.history(conid, &period, tf.ibkr_bar(), false).await?;
+        let h = self
+            .history_data(conid, &period, tf.ibkr_bar(), false)
+            .await?;
         let mut bars: Vec<Bar> = h
             .data
             .iter()
@@ -628,11 +644,9 @@ impl IbkrClient {
                 )
                 .await?;
             let quotes: Vec<Quote> = rows.iter().filter_map(Quote::from_row).collect();
-            let complete = conids.iter().all(|c| {
-                quotes
-                    .iter()
-                    .any(|q| q.conid == *c && q.price().is_some())
-            });
+            let complete = conids
+                .iter()
+                .all(|c| quotes.iter().any(|q| q.conid == *c && q.price().is_some()));
             if complete {
                 return Ok(quotes);
             }
@@ -682,7 +696,10 @@ impl IbkrClient {
                     if !self.inner.confirm.allows(&q) {
                         // Say no, so the gateway does not keep the order waiting.
                         let no = json!({"confirmed": false});
-                        if let Err(e) = self.send(Endpoint::Reply, Method::POST, &reply, &[], Some(&no)).await {
+                        if let Err(e) = self
+                            .send(Endpoint::Reply, Method::POST, &reply, &[], Some(&no))
+                            .await
+                        {
                             tracing::warn!(error = %e, "declining an ibkr order question failed");
                         }
                         tracing::warn!(coid = %req.coid, message_ids = ?q.message_ids, "ibkr order question not allowed by policy");
@@ -851,9 +868,16 @@ mod tests {
         let q = json!([{"id": "r1", "message": ["sure?"], "isSuppressed": false, "messageIds": ["o354"]}]);
         let ok = json!([{"order_id": "123", "order_status": "Submitted", "encrypt_message": "1"}]);
 
-        assert!(matches!(parse_order_answer(&q, "c"), Ok(OrderAnswer::Question(q)) if q.message_ids == ["o354"]));
-        assert!(matches!(parse_order_answer(&ok, "c"), Ok(OrderAnswer::Placed(p)) if p.order_id == "123"));
-        assert!(matches!(parse_order_answer(&json!([]), "c"), Err(IbkrError::Malformed { .. })));
+        assert!(
+            matches!(parse_order_answer(&q, "c"), Ok(OrderAnswer::Question(q)) if q.message_ids == ["o354"])
+        );
+        assert!(
+            matches!(parse_order_answer(&ok, "c"), Ok(OrderAnswer::Placed(p)) if p.order_id == "123")
+        );
+        assert!(matches!(
+            parse_order_answer(&json!([]), "c"),
+            Err(IbkrError::Malformed { .. })
+        ));
     }
 
     #[test]

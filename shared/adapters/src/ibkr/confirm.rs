@@ -89,8 +89,14 @@ mod tests {
     fn default_policy_confirms_only_the_market_data_warning() {
         let p = ConfirmPolicy::default();
 
-        assert!(p.allows(&q(&["o354"], &["You are submitting an order without market data."])));
-        assert!(!p.allows(&q(&["o163"], &["price exceeds the Percentage constraint of 3%"])));
+        assert!(p.allows(&q(
+            &["o354"],
+            &["You are submitting an order without market data."]
+        )));
+        assert!(!p.allows(&q(
+            &["o163"],
+            &["price exceeds the Percentage constraint of 3%"]
+        )));
         assert!(!p.allows(&q(&["o354", "o163"], &["a", "b"])));
         assert!(!p.allows(&q(&[], &[])));
     }

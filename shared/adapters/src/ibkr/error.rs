@@ -67,7 +67,10 @@ impl IbkrError {
         self.is_retryable()
             || matches!(
                 self,
-                Self::NotAuthenticated | Self::SessionCompeting | Self::SessionExpired | Self::Malformed { .. }
+                Self::NotAuthenticated
+                    | Self::SessionCompeting
+                    | Self::SessionExpired
+                    | Self::Malformed { .. }
             )
     }
 }
@@ -106,7 +109,12 @@ mod tests {
         assert!(http(503).is_retryable());
         assert!(!http(400).is_retryable());
         assert!(IbkrError::RateLimited { endpoint: "orders" }.is_retryable());
-        assert!(!IbkrError::OrderRejected { message: "no".into() }.is_retryable());
+        assert!(
+            !IbkrError::OrderRejected {
+                message: "no".into()
+            }
+            .is_retryable()
+        );
         assert!(!IbkrError::DuplicateOrder { coid: "x".into() }.is_retryable());
         assert_eq!(StepError::from(http(502)).error_type(), "Transient");
     }

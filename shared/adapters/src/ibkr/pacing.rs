@@ -110,7 +110,10 @@ impl Pacer {
         }
         if !self.limits.global_interval.is_zero() {
             let at = reserve(
-                &mut self.next_global.lock().unwrap_or_else(PoisonError::into_inner),
+                &mut self
+                    .next_global
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
                 self.limits.global_interval,
             );
             tokio::time::sleep_until(at).await;
@@ -155,7 +158,8 @@ mod tests {
             held.push(pacer.acquire(Endpoint::History).await);
         }
 
-        let sixth = tokio::time::timeout(Duration::from_secs(5), pacer.acquire(Endpoint::History)).await;
+        let sixth =
+            tokio::time::timeout(Duration::from_secs(5), pacer.acquire(Endpoint::History)).await;
 
         assert!(sixth.is_err());
         assert!(held.iter().all(Option::is_some));

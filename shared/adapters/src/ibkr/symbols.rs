@@ -79,7 +79,11 @@ impl Default for SymbolCacheTtl {
 }
 
 pub fn cache_key(symbol: &str, sec_type: &str) -> String {
-    format!("{}:{}", symbol.trim().to_uppercase(), sec_type.trim().to_uppercase())
+    format!(
+        "{}:{}",
+        symbol.trim().to_uppercase(),
+        sec_type.trim().to_uppercase()
+    )
 }
 
 /// Resolves symbols through the cache and the gateway.
@@ -188,10 +192,22 @@ impl SymbolResolver {
             query: key.to_string(),
             conid: hit.conid,
             symbol: hit.symbol,
-            exchange: if info.exchange.is_empty() { hit.description } else { info.exchange },
+            exchange: if info.exchange.is_empty() {
+                hit.description
+            } else {
+                info.exchange
+            },
             currency: info.currency,
-            asset_type: if info.asset_type.is_empty() { sec_type.to_string() } else { info.asset_type },
-            company_name: if hit.company_name.is_empty() { info.company_name } else { hit.company_name },
+            asset_type: if info.asset_type.is_empty() {
+                sec_type.to_string()
+            } else {
+                info.asset_type
+            },
+            company_name: if hit.company_name.is_empty() {
+                info.company_name
+            } else {
+                hit.company_name
+            },
             fetched_at: now.to_rfc3339_opts(SecondsFormat::Secs, true),
             refresh_after: (now + self.ttl.fresh_for).timestamp(),
             expires_at: (now + self.ttl.fresh_for + self.ttl.keep_for).timestamp(),

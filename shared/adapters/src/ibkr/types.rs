@@ -128,13 +128,23 @@ pub struct ContractInfo {
     pub conid: i64,
     #[serde(default, deserialize_with = "de_string")]
     pub symbol: String,
-    #[serde(alias = "instrument_type", alias = "instrumentType", default, deserialize_with = "de_string")]
+    #[serde(
+        alias = "instrument_type",
+        alias = "instrumentType",
+        default,
+        deserialize_with = "de_string"
+    )]
     pub asset_type: String,
     #[serde(default, deserialize_with = "de_string")]
     pub currency: String,
     #[serde(default, deserialize_with = "de_string")]
     pub exchange: String,
-    #[serde(alias = "company_name", alias = "companyName", default, deserialize_with = "de_string")]
+    #[serde(
+        alias = "company_name",
+        alias = "companyName",
+        default,
+        deserialize_with = "de_string"
+    )]
     pub company_name: String,
 }
 
@@ -357,7 +367,11 @@ pub struct AccountSummary {
 
 impl AccountSummary {
     pub fn from_value(v: &Value) -> Self {
-        let amount = |k: &str| v.get(k).and_then(|e| e.get("amount")).and_then(lenient_number);
+        let amount = |k: &str| {
+            v.get(k)
+                .and_then(|e| e.get("amount"))
+                .and_then(lenient_number)
+        };
         Self {
             net_liquidation: amount("netliquidation"),
             total_cash: amount("totalcashvalue"),

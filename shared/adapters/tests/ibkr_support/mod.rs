@@ -74,7 +74,12 @@ impl Gateway {
         v["orders"].as_array().cloned().unwrap_or_default()
     }
 
-    pub async fn raw(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self.http.request(method, format!("{}{path}", self.api()));
         if let Some(b) = body {
             req = req.json(&b);
@@ -82,6 +87,9 @@ impl Gateway {
         let resp = req.send().await.expect("raw request");
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 }
