@@ -107,7 +107,10 @@ mod tests {
     fn a_context_file_is_rendered_and_a_missing_variable_is_an_error() {
         let ctx = json!({"symbol": "MSFT"});
 
-        assert_eq!(rendered("Hi {{ symbol }}", Some(&ctx), false).unwrap(), "Hi MSFT");
+        assert_eq!(
+            rendered("Hi {{ symbol }}", Some(&ctx), false).unwrap(),
+            "Hi MSFT"
+        );
         assert!(rendered("Hi {{ symbl }}", Some(&ctx), false).is_err());
     }
 
@@ -117,6 +120,10 @@ mod tests {
 
         assert!(rendered("{{ position.quantity }}", Some(&ctx), false).is_ok());
         assert!(rendered("{{ position.quantity }}", Some(&ctx), true).is_err());
-        assert!(rendered(DEFAULT_TEMPLATE, None, true).unwrap().contains("chart of AAPL"));
+        assert!(
+            rendered(DEFAULT_TEMPLATE, None, true)
+                .unwrap()
+                .contains("chart of AAPL")
+        );
     }
 }

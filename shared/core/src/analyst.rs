@@ -7,6 +7,24 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
+/// Answers longer than this travel in S3, with only their head in the workflow
+/// state (Step Functions caps the state at 256 KiB).
+pub const ANSWER_INLINE_LIMIT: usize = 100 * 1024;
+/// How much of an offloaded answer stays inline for lineage readers.
+pub const ANSWER_HEAD: usize = 4 * 1024;
+
+/// Returns the first `max` bytes of `text`, cut at a character boundary.
+pub fn head(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// Latest indicator values by series name (`sma_20`, `rsi_14`, `atr_14`, …).
 pub type Latest = BTreeMap<String, f64>;
 
@@ -99,6 +117,13 @@ mod tests {
             let a: StructuredAnswer = serde_json::from_str(&answer).unwrap();
             assert_eq!(from_structured(&a, 105.0).action, Action::Hold);
         }
+    }
+
+    #[test]
+    fn head_cuts_at_a_character_boundary() {
+        assert_eq!(head("abc", 10), "abc");
+        assert_eq!(head("aé", 2), "a");
+        assert_eq!(head("aéb", 3), "aé");
     }
 
     #[test]

@@ -76,9 +76,19 @@ pub struct AnalyzeChartOutput {
     pub model: String,
     pub template_id: String,
     pub template_version: u32,
+    /// `builtin` (shipped default) or `store` (PROMPTS_TABLE).
+    #[serde(default)]
+    pub template_source: String,
     pub prompt: String,
-    /// The analyst's raw answer (kept verbatim for audit).
+    /// The analyst's raw answer (kept verbatim for audit); only its head when
+    /// `answer_key` is set.
     pub answer: String,
+    /// S3 key of the full answer when it was too large to travel in the state.
+    #[serde(default)]
+    pub answer_key: Option<String>,
+    /// S3 keys of the charts the analyst was shown (none for `rules`).
+    #[serde(default)]
+    pub charts: Vec<String>,
     pub latency_ms: u64,
     pub usage: TokenUsage,
 }

@@ -9,7 +9,8 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::strategy::RiskParams;
+use crate::payloads::{ComputeIndicatorsOutput, FetchMarketDataOutput};
+use crate::strategy::{RiskParams, Strategy};
 
 /// The analysis template that ships with tradeflow.
 pub const DEFAULT_TEMPLATE_ID: &str = "default-analysis";
@@ -210,7 +211,49 @@ pub struct PromptContext {
     pub position: Option<PositionContext>,
 }
 
+impl PositionContext {
+    /// Reads a position item as stored in the positions table, accepting numbers or
+    /// decimal strings. A flat position (quantity 0) is no position.
+    pub fn from_item(item: &serde_json::Value) -> Option<Self> {
+        let number = |names: &[&str]| {
+            names.iter().find_map(|n| match item.get(*n)? {
+                serde_json::Value::Number(x) => x.as_f64(),
+                serde_json::Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            })
+        };
+        let quantity = number(&["quantity", "qty", "position"])?;
+        let avg_cost = number(&["avg_cost", "avg_price", "average_cost", "avg_entry_price"])?;
+        (quantity != 0.0).then_some(Self { quantity, avg_cost })
+    }
+}
+
 impl PromptContext {
+    /// The context of one workflow run, from the earlier steps' outputs.
+    pub fn for_run(
+        strategy: &Strategy,
+        market: &FetchMarketDataOutput,
+        indicators: &ComputeIndicatorsOutput,
+        position: Option<PositionContext>,
+    ) -> Self {
+        Self {
+            strategy_id: strategy.strategy_id.clone(),
+            symbol: strategy.symbol.clone(),
+            currency: strategy.currency.clone(),
+            timeframe: market.timeframe.clone(),
+            as_of: market.last.clone(),
+            close: market.latest_close,
+            volume: market.latest_volume,
+            indicators: indicators
+                .series
+                .iter()
+                .filter_map(|(k, v)| v.latest.map(|x| (k.clone(), x)))
+                .collect(),
+            risk: strategy.risk.clone(),
+            position,
+        }
+    }
+
     /// A realistic context for validating templates at save time.
     pub fn sample() -> Self {
         Self {
@@ -374,6 +417,22 @@ mod tests {
             bad_scope.validate(),
             Err(PromptError::InvalidScope(_))
         ));
+    }
+
+    #[test]
+    fn positions_are_read_from_stored_items_and_flat_is_none() {
+        let held = json!({"strategy_id": "s", "conid": "1", "quantity": "50", "avg_cost": 181.25});
+        let flat = json!({"quantity": 0, "avg_cost": 0});
+
+        assert_eq!(
+            PositionContext::from_item(&held),
+            Some(PositionContext {
+                quantity: 50.0,
+                avg_cost: 181.25
+            })
+        );
+        assert_eq!(PositionContext::from_item(&flat), None);
+        assert_eq!(PositionContext::from_item(&json!({"conid": "1"})), None);
     }
 
     #[test]

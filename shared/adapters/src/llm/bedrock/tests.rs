@@ -14,12 +14,14 @@ use super::*;
 use crate::llm::ChartImage;
 
 type Seen = Arc<Mutex<Vec<(String, HeaderMap, Value)>>>;
+/// (status, `x-amzn-errortype`, body, delay).
+type Reply = (u16, Option<&'static str>, Value, Duration);
 
 #[derive(Clone)]
 struct Fake {
     seen: Seen,
-    /// (status, error type header, body, delay) per call; the last one repeats.
-    replies: Arc<Mutex<Vec<(u16, Option<&'static str>, Value, Duration)>>>,
+    /// One reply per call; the last one repeats.
+    replies: Arc<Mutex<Vec<Reply>>>,
 }
 
 async fn converse(
@@ -49,7 +51,7 @@ async fn converse(
     resp
 }
 
-fn tool_reply() -> (u16, Option<&'static str>, Value, Duration) {
+fn tool_reply() -> Reply {
     let answer = json!({"action": "SELL", "entry": 189.5, "stop": 193, "target": 182, "confidence": 0.64, "reasoning": "lower highs"});
     let body = json!({
         "output": {"message": {"role": "assistant", "content": [
@@ -62,7 +64,7 @@ fn tool_reply() -> (u16, Option<&'static str>, Value, Duration) {
     (200, None, body, Duration::ZERO)
 }
 
-fn error_reply(status: u16, kind: &'static str) -> (u16, Option<&'static str>, Value, Duration) {
+fn error_reply(status: u16, kind: &'static str) -> Reply {
     (
         status,
         Some(kind),
@@ -71,10 +73,7 @@ fn error_reply(status: u16, kind: &'static str) -> (u16, Option<&'static str>, V
     )
 }
 
-async fn fake_bedrock(
-    replies: Vec<(u16, Option<&'static str>, Value, Duration)>,
-    attempt_timeout: Duration,
-) -> (BedrockClient, Seen) {
+async fn fake_bedrock(replies: Vec<Reply>, attempt_timeout: Duration) -> (BedrockClient, Seen) {
     let fake = Fake {
         seen: Seen::default(),
         replies: Arc::new(Mutex::new(replies)),
