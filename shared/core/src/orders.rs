@@ -1,8 +1,15 @@
-//! Orders and positions: the records that touch money. Amounts are exact decimals.
+//! Orders: the records that touch money, the broker and store ports they go through,
+//! and the exactly-once placement. Amounts are exact decimals.
+
+use std::future::Future;
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::StepError;
+use crate::risk::Sizing;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -18,9 +25,17 @@ impl Side {
             Side::Sell => "SELL",
         }
     }
+
+    /// +1 for a buy, -1 for a sell: the sign a fill gives a position's quantity.
+    pub fn sign(self) -> Decimal {
+        match self {
+            Side::Buy => Decimal::ONE,
+            Side::Sell => Decimal::NEGATIVE_ONE,
+        }
+    }
 }
 
-/// Our view of an order's life. IBKR's statuses map onto these (see the IBKR adapter).
+/// Our view of an order's life. IBKR's statuses map onto these (`from_broker`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
@@ -46,6 +61,20 @@ impl OrderStatus {
                 | OrderStatus::DryRun
         )
     }
+
+    /// Maps an IBKR order status (`/iserver/account/orders`, `order/status`).
+    /// IBKR says `Submitted` for a working order with partial fills, so the fill
+    /// count decides `PartiallyFilled`; `Inactive` is IBKR's rejection.
+    pub fn from_broker(raw: &str, filled: Decimal) -> Self {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "filled" => OrderStatus::Filled,
+            "cancelled" | "apicancelled" | "canceled" => OrderStatus::Cancelled,
+            "inactive" | "rejected" => OrderStatus::Rejected,
+            _ if filled > Decimal::ZERO => OrderStatus::PartiallyFilled,
+            "presubmitted" | "pendingsubmit" | "apipending" => OrderStatus::PreSubmitted,
+            _ => OrderStatus::Submitted,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,11 +85,24 @@ pub struct StatusChange {
     pub note: Option<String>,
 }
 
+/// Why an order exists.
+pub mod purpose {
+    /// Opens a position on a workflow signal.
+    pub const ENTRY: &str = "entry";
+    /// Closes the position on a workflow SELL (or BUY for a short) signal.
+    pub const SIGNAL_EXIT: &str = "signal_exit";
+    /// Closes the position because the price crossed its stop (position monitor).
+    pub const STOP_EXIT: &str = "stop_exit";
+    /// Closes the position because the price reached its target (position monitor).
+    pub const TARGET_EXIT: &str = "target_exit";
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Order {
     /// Our client order id (IBKR `cOID`, echoed back as `order_ref`).
     pub order_id: String,
     pub strategy_id: String,
+    /// The execution whose signal (or the monitor run whose trigger) made the order.
     pub execution_id: String,
     pub conid: i64,
     pub symbol: String,
@@ -74,14 +116,38 @@ pub struct Order {
     pub broker_order_id: Option<String>,
     pub filled_quantity: Decimal,
     pub avg_fill_price: Option<Decimal>,
+    /// Commission the broker reported so far (0 until it does).
     pub commission: Decimal,
     pub stop: Option<Decimal>,
     pub target: Option<Decimal>,
     pub created_at: String,
     pub updated_at: String,
     pub history: Vec<StatusChange>,
-    /// Why the order exists: entry from a signal or an exit by the monitor.
+    /// Why the order exists: see `purpose`.
     pub purpose: String,
+    /// The position an exit order closes.
+    #[serde(default)]
+    pub position_id: Option<String>,
+    /// How the quantity was sized (entries).
+    #[serde(default)]
+    pub sizing: Option<Sizing>,
+    /// Fills already applied to positions and trades: quantity, value (Σ price ×
+    /// quantity) and commission. A poll applies only what the broker reports beyond.
+    #[serde(default)]
+    pub applied_quantity: Decimal,
+    #[serde(default)]
+    pub applied_value: Decimal,
+    #[serde(default)]
+    pub applied_commission: Decimal,
+    /// The position this order's fills closed, if any (for the PositionClosed event).
+    #[serde(default)]
+    pub closed_position_id: Option<String>,
+    /// Domain events already published for this order.
+    #[serde(default)]
+    pub published_events: Vec<String>,
+    /// Optimistic-locking counter: every store write expects the previous value.
+    #[serde(default)]
+    pub version: u64,
 }
 
 /// Derives the client order id from the execution and the leg, so every retry of
@@ -92,9 +158,547 @@ pub fn client_order_id(execution_id: &str, leg: &str) -> String {
     format!("tf-{}", &hex::encode(digest)[..24])
 }
 
+/// Everything needed to build a new order item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewOrder {
+    pub order_id: String,
+    pub strategy_id: String,
+    pub execution_id: String,
+    pub conid: i64,
+    pub symbol: String,
+    pub side: Side,
+    pub order_type: String,
+    pub quantity: Decimal,
+    pub limit_price: Option<Decimal>,
+    pub tif: String,
+    pub stop: Option<Decimal>,
+    pub target: Option<Decimal>,
+    pub purpose: String,
+    pub position_id: Option<String>,
+    pub sizing: Option<Sizing>,
+}
+
+impl Order {
+    /// A new order item in `status` (SUBMITTING before a broker call, DRY_RUN for dry runs).
+    pub fn new(n: NewOrder, status: OrderStatus, now: &str, note: Option<String>) -> Self {
+        Self {
+            order_id: n.order_id,
+            strategy_id: n.strategy_id,
+            execution_id: n.execution_id,
+            conid: n.conid,
+            symbol: n.symbol,
+            side: n.side,
+            order_type: n.order_type,
+            quantity: n.quantity,
+            limit_price: n.limit_price,
+            tif: n.tif,
+            status,
+            broker_order_id: None,
+            filled_quantity: Decimal::ZERO,
+            avg_fill_price: None,
+            commission: Decimal::ZERO,
+            stop: n.stop,
+            target: n.target,
+            created_at: now.to_string(),
+            updated_at: now.to_string(),
+            history: vec![StatusChange {
+                status,
+                at: now.to_string(),
+                note,
+            }],
+            purpose: n.purpose,
+            position_id: n.position_id,
+            sizing: n.sizing,
+            applied_quantity: Decimal::ZERO,
+            applied_value: Decimal::ZERO,
+            applied_commission: Decimal::ZERO,
+            closed_position_id: None,
+            published_events: Vec::new(),
+            version: 0,
+        }
+    }
+
+    /// Moves to `status`, recording the transition with its time; a repeat of the
+    /// current status is recorded only when it carries a note. Returns true when
+    /// something was recorded.
+    pub fn transition(&mut self, status: OrderStatus, at: &str, note: Option<String>) -> bool {
+        if status == self.status && note.is_none() {
+            return false;
+        }
+        self.status = status;
+        self.updated_at = at.to_string();
+        self.history.push(StatusChange {
+            status,
+            at: at.to_string(),
+            note,
+        });
+        true
+    }
+
+    /// The fill the broker reports beyond what was already applied, with its price
+    /// derived from the cumulative average (IBKR reports averages, not executions).
+    pub fn unapplied_fill(&self, report: &BrokerOrder, at: &str) -> Option<Fill> {
+        let delta = report.filled - self.applied_quantity;
+        if delta <= Decimal::ZERO {
+            return None;
+        }
+        let avg = report.avg_price?;
+        let value = (avg * report.filled).round_dp(2) - self.applied_value;
+        let commission = report.commission.map_or(Decimal::ZERO, |c| {
+            (c - self.applied_commission).max(Decimal::ZERO)
+        });
+        Some(Fill {
+            order_id: self.order_id.clone(),
+            side: self.side,
+            quantity: delta,
+            price: (value / delta).round_dp(4),
+            value,
+            commission,
+            at: at.to_string(),
+        })
+    }
+
+    /// Takes in the broker's view: status transition, fill figures. Returns true when
+    /// the status changed.
+    pub fn observe(&mut self, report: &BrokerOrder, at: &str) -> bool {
+        let prev_filled = self.filled_quantity;
+        self.filled_quantity = report.filled;
+        if report.avg_price.is_some() {
+            self.avg_fill_price = report.avg_price;
+        }
+        if let Some(c) = report.commission {
+            self.commission = c;
+        }
+        if self.broker_order_id.is_none() {
+            self.broker_order_id = Some(report.broker_order_id.clone());
+        }
+        let changed = report.status != self.status;
+        // Each new partial fill is a transition of its own, with the running count.
+        let note = (report.status == OrderStatus::PartiallyFilled
+            && (changed || report.filled > prev_filled))
+            .then(|| format!("filled {} of {}", report.filled, self.quantity));
+        self.transition(report.status, at, note);
+        changed
+    }
+
+    /// Marks a fill as applied to positions and trades.
+    pub fn mark_applied(&mut self, fill: &Fill) {
+        self.applied_quantity += fill.quantity;
+        self.applied_value += fill.value;
+        self.applied_commission += fill.commission;
+    }
+}
+
+/// One fill (or the unapplied part of cumulative fills) of an order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fill {
+    pub order_id: String,
+    pub side: Side,
+    pub quantity: Decimal,
+    pub price: Decimal,
+    /// price × quantity, exact to the cent.
+    pub value: Decimal,
+    pub commission: Decimal,
+    pub at: String,
+}
+
+impl Fill {
+    /// A fill at one price (the value is computed).
+    pub fn at_price(
+        order_id: &str,
+        side: Side,
+        quantity: Decimal,
+        price: Decimal,
+        commission: Decimal,
+        at: &str,
+    ) -> Self {
+        Self {
+            order_id: order_id.to_string(),
+            side,
+            quantity,
+            price,
+            value: (price * quantity).round_dp(2),
+            commission,
+            at: at.to_string(),
+        }
+    }
+}
+
+/// What the broker says about one of our orders.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BrokerOrder {
+    pub broker_order_id: String,
+    pub status: OrderStatus,
+    /// The broker's own status text, kept for notes.
+    pub raw_status: String,
+    /// Cumulative filled quantity.
+    pub filled: Decimal,
+    /// Average price of the cumulative fills.
+    pub avg_price: Option<Decimal>,
+    /// Cumulative commission, when the broker reports it.
+    pub commission: Option<Decimal>,
+}
+
+/// The broker's answer to a submission.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BrokerAck {
+    pub broker_order_id: String,
+    pub status: OrderStatus,
+    pub raw_status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum BrokerError {
+    /// The broker already has an order with this cOID: it was placed before.
+    #[error("broker already has an order with cOID {0}")]
+    Duplicate(String),
+    #[error("broker rejected the order: {0}")]
+    Rejected(String),
+    /// Down, timed out, rate-limited: the outcome of the call is unknown.
+    #[error("broker unavailable: {0}")]
+    Unavailable(String),
+    /// Retrying cannot help (no session, bad request).
+    #[error("broker call failed: {0}")]
+    Failed(String),
+}
+
+/// Submits, finds and cancels orders at the broker.
+pub trait Broker: Send + Sync {
+    fn submit(&self, order: &Order) -> impl Future<Output = Result<BrokerAck, BrokerError>> + Send;
+    /// The broker's order whose reference is our cOID, if it has one.
+    fn find_by_ref(
+        &self,
+        coid: &str,
+    ) -> impl Future<Output = Result<Option<BrokerOrder>, BrokerError>> + Send;
+    fn status(
+        &self,
+        broker_order_id: &str,
+    ) -> impl Future<Output = Result<BrokerOrder, BrokerError>> + Send;
+    fn cancel(&self, broker_order_id: &str)
+    -> impl Future<Output = Result<(), BrokerError>> + Send;
+}
+
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum OrderStoreError {
+    /// Another writer changed the item since it was read.
+    #[error("order {0} was changed concurrently")]
+    Conflict(String),
+    #[error("order store: {message}")]
+    Failed { message: String, retryable: bool },
+}
+
+/// Keeps order items.
+pub trait OrderStore: Send + Sync {
+    /// Creates the item unless one with its id exists; returns the existing one then.
+    fn create(
+        &self,
+        order: &Order,
+    ) -> impl Future<Output = Result<Option<Order>, OrderStoreError>> + Send;
+    fn get(
+        &self,
+        order_id: &str,
+    ) -> impl Future<Output = Result<Option<Order>, OrderStoreError>> + Send;
+    /// Writes the order if the stored version is still `order.version`, and bumps it.
+    fn save(&self, order: &mut Order) -> impl Future<Output = Result<(), OrderStoreError>> + Send;
+}
+
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum OrderError {
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    #[error(transparent)]
+    Store(#[from] OrderStoreError),
+}
+
+impl From<OrderError> for StepError {
+    fn from(e: OrderError) -> Self {
+        let retryable = match &e {
+            OrderError::Broker(BrokerError::Unavailable(_)) => true,
+            OrderError::Broker(_) => false,
+            OrderError::Store(OrderStoreError::Conflict(_)) => true,
+            OrderError::Store(OrderStoreError::Failed { retryable, .. }) => *retryable,
+        };
+        if retryable {
+            StepError::transient(e.to_string())
+        } else {
+            StepError::fatal(e.to_string())
+        }
+    }
+}
+
+/// How a placement ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Placement {
+    /// Sent now and accepted.
+    Placed(Order),
+    /// An earlier attempt had placed it (found by item or at the broker).
+    AlreadyPlaced(Order),
+    /// The broker said no; the item records why.
+    Rejected(Order),
+    /// A dry-run item (recorded now or earlier).
+    DryRun(Order),
+}
+
+impl Placement {
+    pub fn order(&self) -> &Order {
+        match self {
+            Placement::Placed(o)
+            | Placement::AlreadyPlaced(o)
+            | Placement::Rejected(o)
+            | Placement::DryRun(o) => o,
+        }
+    }
+
+    /// True when the order is (or was) at the broker.
+    pub fn is_live(&self) -> bool {
+        matches!(self, Placement::Placed(_) | Placement::AlreadyPlaced(_))
+    }
+}
+
+fn adopt(order: &mut Order, found: &BrokerOrder, at: &str, note: &str) {
+    order.broker_order_id = Some(found.broker_order_id.clone());
+    order.observe(found, at);
+    if order.status == OrderStatus::Submitting {
+        order.transition(OrderStatus::Submitted, at, Some(note.to_string()));
+    } else {
+        order.history.push(StatusChange {
+            status: order.status,
+            at: at.to_string(),
+            note: Some(note.to_string()),
+        });
+    }
+}
+
+/// Places `order` exactly once across retries and concurrent attempts.
+///
+/// The item is created (conditionally) before the broker call. A retry finds it: an
+/// item with a broker id is already placed; one still SUBMITTING without a broker
+/// id means an earlier attempt died mid-call, so the broker's orders are searched by
+/// cOID before anything is sent; the broker's duplicate-cOID answer also means
+/// "already placed". A dry-run order (status DRY_RUN) is recorded, never sent.
+///
+/// # Errors
+/// `Unavailable` when the broker's answer is unknown (the item stays SUBMITTING and
+/// the next attempt reconciles), store errors, fatal broker errors.
+#[tracing::instrument(skip_all, fields(order_id = %order.order_id, side = order.side.as_str(), qty = %order.quantity))]
+pub async fn place_once<B: Broker, S: OrderStore>(
+    broker: &B,
+    store: &S,
+    order: Order,
+    now: &str,
+) -> Result<Placement, OrderError> {
+    let mut order = match store.create(&order).await? {
+        None if order.status == OrderStatus::DryRun => return Ok(Placement::DryRun(order)),
+        None => order,
+        Some(existing) => match existing.status {
+            OrderStatus::DryRun => return Ok(Placement::DryRun(existing)),
+            OrderStatus::Rejected => return Ok(Placement::Rejected(existing)),
+            _ if existing.broker_order_id.is_some() => {
+                return Ok(Placement::AlreadyPlaced(existing));
+            }
+            OrderStatus::Submitting => {
+                let mut existing = existing;
+                // An earlier attempt may have reached the broker before dying.
+                if let Some(found) = broker.find_by_ref(&existing.order_id).await? {
+                    tracing::info!(broker_order_id = %found.broker_order_id, "order found at the broker by cOID, not sending again");
+                    adopt(
+                        &mut existing,
+                        &found,
+                        now,
+                        "reconciled: found at the broker by cOID",
+                    );
+                    store.save(&mut existing).await?;
+                    return Ok(Placement::AlreadyPlaced(existing));
+                }
+                existing
+            }
+            // Final or working without a broker id (duplicate answer earlier).
+            _ => return Ok(Placement::AlreadyPlaced(existing)),
+        },
+    };
+    match broker.submit(&order).await {
+        Ok(ack) => {
+            order.broker_order_id = Some(ack.broker_order_id.clone());
+            let status = if ack.status == OrderStatus::Submitting {
+                OrderStatus::Submitted
+            } else {
+                ack.status
+            };
+            order.transition(
+                status,
+                now,
+                Some(format!("accepted by the broker ({})", ack.raw_status)),
+            );
+            store.save(&mut order).await?;
+            tracing::info!(broker_order_id = %ack.broker_order_id, "order placed");
+            Ok(Placement::Placed(order))
+        }
+        Err(BrokerError::Duplicate(coid)) => {
+            tracing::warn!(%coid, "broker says the cOID is already registered: already placed");
+            let found = broker.find_by_ref(&order.order_id).await.ok().flatten();
+            match found {
+                Some(f) => adopt(
+                    &mut order,
+                    &f,
+                    now,
+                    "broker: cOID already registered; found by cOID",
+                ),
+                None => {
+                    order.transition(
+                        OrderStatus::Submitted,
+                        now,
+                        Some("broker: cOID already registered (not listed yet)".into()),
+                    );
+                }
+            }
+            store.save(&mut order).await?;
+            Ok(Placement::AlreadyPlaced(order))
+        }
+        Err(BrokerError::Rejected(why)) => {
+            order.transition(OrderStatus::Rejected, now, Some(why));
+            store.save(&mut order).await?;
+            Ok(Placement::Rejected(order))
+        }
+        // Unknown outcome: keep SUBMITTING so the retry reconciles.
+        Err(e) => Err(e.into()),
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use rust_decimal_macros::dec;
+
     use super::*;
+
+    /// Drives a future whose fakes never wait (no executor in core).
+    pub fn block_on<F: Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        loop {
+            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+    }
+
+    #[derive(Default)]
+    pub struct FakeBroker {
+        /// cOID -> (broker id, filled).
+        pub orders: Mutex<Vec<(String, String)>>,
+        /// Register the order, then fail as a lost response would.
+        pub lose_next_response: Mutex<bool>,
+        pub reject_with: Mutex<Option<String>>,
+    }
+
+    impl FakeBroker {
+        pub fn submitted(&self) -> usize {
+            self.orders.lock().unwrap().len()
+        }
+    }
+
+    impl Broker for FakeBroker {
+        async fn submit(&self, order: &Order) -> Result<BrokerAck, BrokerError> {
+            if let Some(why) = self.reject_with.lock().unwrap().clone() {
+                return Err(BrokerError::Rejected(why));
+            }
+            let mut orders = self.orders.lock().unwrap();
+            if orders.iter().any(|(c, _)| *c == order.order_id) {
+                return Err(BrokerError::Duplicate(order.order_id.clone()));
+            }
+            let id = format!("{}", 1000 + orders.len());
+            orders.push((order.order_id.clone(), id.clone()));
+            if std::mem::take(&mut *self.lose_next_response.lock().unwrap()) {
+                return Err(BrokerError::Unavailable("timed out".into()));
+            }
+            Ok(BrokerAck {
+                broker_order_id: id,
+                status: OrderStatus::PreSubmitted,
+                raw_status: "PreSubmitted".into(),
+            })
+        }
+
+        async fn find_by_ref(&self, coid: &str) -> Result<Option<BrokerOrder>, BrokerError> {
+            Ok(self
+                .orders
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(c, _)| c == coid)
+                .map(|(_, id)| BrokerOrder {
+                    broker_order_id: id.clone(),
+                    status: OrderStatus::Submitted,
+                    raw_status: "Submitted".into(),
+                    filled: Decimal::ZERO,
+                    avg_price: None,
+                    commission: None,
+                }))
+        }
+
+        async fn status(&self, id: &str) -> Result<BrokerOrder, BrokerError> {
+            Err(BrokerError::Failed(format!("not used: {id}")))
+        }
+
+        async fn cancel(&self, _id: &str) -> Result<(), BrokerError> {
+            Ok(())
+        }
+    }
+
+    #[derive(Default)]
+    pub struct InMemoryOrders(pub Mutex<HashMap<String, Order>>);
+
+    impl OrderStore for InMemoryOrders {
+        async fn create(&self, order: &Order) -> Result<Option<Order>, OrderStoreError> {
+            let mut m = self.0.lock().unwrap();
+            if let Some(o) = m.get(&order.order_id) {
+                return Ok(Some(o.clone()));
+            }
+            m.insert(order.order_id.clone(), order.clone());
+            Ok(None)
+        }
+
+        async fn get(&self, id: &str) -> Result<Option<Order>, OrderStoreError> {
+            Ok(self.0.lock().unwrap().get(id).cloned())
+        }
+
+        async fn save(&self, order: &mut Order) -> Result<(), OrderStoreError> {
+            let mut m = self.0.lock().unwrap();
+            let stored = m.get(&order.order_id).map_or(0, |o| o.version);
+            if stored != order.version {
+                return Err(OrderStoreError::Conflict(order.order_id.clone()));
+            }
+            order.version += 1;
+            m.insert(order.order_id.clone(), order.clone());
+            Ok(())
+        }
+    }
+
+    pub fn order(coid: &str, status: OrderStatus) -> Order {
+        Order::new(
+            NewOrder {
+                order_id: coid.into(),
+                strategy_id: "s1".into(),
+                execution_id: "exec-1".into(),
+                conid: 265598,
+                symbol: "AAPL".into(),
+                side: Side::Buy,
+                order_type: "LMT".into(),
+                quantity: dec!(10),
+                limit_price: Some(dec!(100)),
+                tif: "DAY".into(),
+                stop: Some(dec!(95)),
+                target: Some(dec!(110)),
+                purpose: purpose::ENTRY.into(),
+                position_id: None,
+                sizing: None,
+            },
+            status,
+            "2026-01-05T15:00:00.000Z",
+            None,
+        )
+    }
 
     #[test]
     fn client_order_id_is_stable_per_execution_and_leg() {
@@ -104,5 +708,227 @@ mod tests {
         assert_ne!(a, client_order_id("exec-1", "exit"));
         assert_ne!(a, client_order_id("exec-2", "entry"));
         assert!(a.len() <= 30 && a.starts_with("tf-"));
+    }
+
+    #[test]
+    fn resubmitting_the_same_order_places_it_once() {
+        let (broker, store) = (FakeBroker::default(), InMemoryOrders::default());
+
+        let first = block_on(place_once(
+            &broker,
+            &store,
+            order("tf-a", OrderStatus::Submitting),
+            "t1",
+        ))
+        .unwrap();
+        let second = block_on(place_once(
+            &broker,
+            &store,
+            order("tf-a", OrderStatus::Submitting),
+            "t2",
+        ))
+        .unwrap();
+
+        assert_eq!(broker.submitted(), 1);
+        assert!(matches!(first, Placement::Placed(_)));
+        assert!(
+            matches!(second, Placement::AlreadyPlaced(ref o) if o.broker_order_id.as_deref() == Some("1000"))
+        );
+    }
+
+    #[test]
+    fn a_retry_after_a_lost_response_reconciles_by_coid_instead_of_sending_again() {
+        let (broker, store) = (FakeBroker::default(), InMemoryOrders::default());
+        *broker.lose_next_response.lock().unwrap() = true;
+
+        let lost = block_on(place_once(
+            &broker,
+            &store,
+            order("tf-b", OrderStatus::Submitting),
+            "t1",
+        ));
+        let stored = block_on(store.get("tf-b")).unwrap().unwrap();
+        let retry = block_on(place_once(
+            &broker,
+            &store,
+            order("tf-b", OrderStatus::Submitting),
+            "t2",
+        ))
+        .unwrap();
+
+        assert!(matches!(
+            lost,
+            Err(OrderError::Broker(BrokerError::Unavailable(_)))
+        ));
+        assert_eq!(
+            (stored.status, stored.broker_order_id),
+            (OrderStatus::Submitting, None)
+        );
+        assert_eq!(broker.submitted(), 1);
+        let o = retry.order();
+        assert!(matches!(retry, Placement::AlreadyPlaced(_)));
+        assert_eq!(o.broker_order_id.as_deref(), Some("1000"));
+        assert_eq!(o.status, OrderStatus::Submitted);
+        assert!(
+            o.history
+                .iter()
+                .any(|h| h.note.as_deref().unwrap_or("").contains("reconciled"))
+        );
+    }
+
+    #[test]
+    fn the_brokers_duplicate_answer_means_already_placed() {
+        let (broker, store) = (FakeBroker::default(), InMemoryOrders::default());
+        broker
+            .orders
+            .lock()
+            .unwrap()
+            .push(("tf-c".into(), "77".into()));
+
+        let p = block_on(place_once(
+            &broker,
+            &store,
+            order("tf-c", OrderStatus::Submitting),
+            "t1",
+        ))
+        .unwrap();
+
+        assert!(matches!(p, Placement::AlreadyPlaced(_)));
+        assert_eq!(p.order().broker_order_id.as_deref(), Some("77"));
+        assert_eq!(broker.submitted(), 1);
+    }
+
+    #[test]
+    fn a_rejection_is_recorded_with_the_brokers_words_and_not_retried() {
+        let (broker, store) = (FakeBroker::default(), InMemoryOrders::default());
+        *broker.reject_with.lock().unwrap() = Some("insufficient funds".into());
+
+        let p = block_on(place_once(
+            &broker,
+            &store,
+            order("tf-d", OrderStatus::Submitting),
+            "t1",
+        ))
+        .unwrap();
+        *broker.reject_with.lock().unwrap() = None;
+        let again = block_on(place_once(
+            &broker,
+            &store,
+            order("tf-d", OrderStatus::Submitting),
+            "t2",
+        ))
+        .unwrap();
+
+        assert!(matches!(p, Placement::Rejected(_)));
+        assert_eq!(
+            p.order().history.last().unwrap().note.as_deref(),
+            Some("insufficient funds")
+        );
+        assert!(matches!(again, Placement::Rejected(_)));
+        assert_eq!(broker.submitted(), 0);
+    }
+
+    #[test]
+    fn a_dry_run_is_recorded_and_never_sent() {
+        let (broker, store) = (FakeBroker::default(), InMemoryOrders::default());
+
+        let p = block_on(place_once(
+            &broker,
+            &store,
+            order("tf-e", OrderStatus::DryRun),
+            "t1",
+        ))
+        .unwrap();
+
+        assert!(matches!(p, Placement::DryRun(_)));
+        assert_eq!(broker.submitted(), 0);
+        assert_eq!(
+            block_on(store.get("tf-e")).unwrap().unwrap().status,
+            OrderStatus::DryRun
+        );
+    }
+
+    #[rstest::rstest]
+    #[case("PreSubmitted", dec!(0), OrderStatus::PreSubmitted)]
+    #[case("Submitted", dec!(0), OrderStatus::Submitted)]
+    #[case("Submitted", dec!(4), OrderStatus::PartiallyFilled)]
+    #[case("Filled", dec!(10), OrderStatus::Filled)]
+    #[case("Cancelled", dec!(4), OrderStatus::Cancelled)]
+    #[case("ApiCancelled", dec!(0), OrderStatus::Cancelled)]
+    #[case("Inactive", dec!(0), OrderStatus::Rejected)]
+    #[case("PendingSubmit", dec!(0), OrderStatus::PreSubmitted)]
+    fn ibkr_statuses_map_to_ours(
+        #[case] raw: &str,
+        #[case] filled: Decimal,
+        #[case] ours: OrderStatus,
+    ) {
+        assert_eq!(OrderStatus::from_broker(raw, filled), ours);
+    }
+
+    fn report(filled: Decimal, avg: Decimal, commission: Option<Decimal>) -> BrokerOrder {
+        BrokerOrder {
+            broker_order_id: "9".into(),
+            status: OrderStatus::from_broker("Submitted", filled),
+            raw_status: "Submitted".into(),
+            filled,
+            avg_price: Some(avg),
+            commission,
+        }
+    }
+
+    #[test]
+    fn partial_fills_are_applied_once_each_at_their_derived_price() {
+        let mut o = order("tf-f", OrderStatus::Submitted);
+
+        let first = o
+            .unapplied_fill(&report(dec!(4), dec!(100), Some(dec!(1))), "t1")
+            .unwrap();
+        o.mark_applied(&first);
+        let again = o.unapplied_fill(&report(dec!(4), dec!(100), Some(dec!(1))), "t2");
+        // 4 @ 100 then 6 more: cumulative average 101.20 -> 1012.00 - 400.00 = 612.00 / 6 = 102.
+        let second = o
+            .unapplied_fill(&report(dec!(10), dec!(101.2), Some(dec!(2))), "t3")
+            .unwrap();
+
+        assert_eq!(
+            (first.quantity, first.price, first.commission),
+            (dec!(4), dec!(100), dec!(1))
+        );
+        assert_eq!(again, None);
+        assert_eq!(
+            (
+                second.quantity,
+                second.price,
+                second.value,
+                second.commission
+            ),
+            (dec!(6), dec!(102), dec!(612.00), dec!(1))
+        );
+    }
+
+    #[test]
+    fn every_status_transition_is_kept_with_its_time() {
+        let mut o = order("tf-g", OrderStatus::Submitting);
+
+        o.observe(&report(dec!(0), dec!(0), None), "t1");
+        o.observe(&report(dec!(0), dec!(0), None), "t2");
+        o.observe(&report(dec!(4), dec!(100), None), "t3");
+        o.observe(&report(dec!(7), dec!(100), None), "t4");
+
+        let seen: Vec<(OrderStatus, &str)> = o
+            .history
+            .iter()
+            .map(|h| (h.status, h.at.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (OrderStatus::Submitting, "2026-01-05T15:00:00.000Z"),
+                (OrderStatus::Submitted, "t1"),
+                (OrderStatus::PartiallyFilled, "t3"),
+                (OrderStatus::PartiallyFilled, "t4"),
+            ]
+        );
+        assert_eq!(o.history[3].note.as_deref(), Some("filled 7 of 10"));
     }
 }
