@@ -1,5 +1,8 @@
 //! Starts the fake IBKR gateway in-process on a random port and builds clients for it.
 
+// Each test binary that includes this module uses only some of the helpers.
+#![allow(dead_code)]
+
 use std::time::Duration;
 
 use fake_ibkr::Options;
