@@ -61,6 +61,9 @@ pub struct Config {
     pub llm_provider: String,
     pub openai_base_url: Option<String>,
     pub openai_api_key: Secret,
+    /// Secrets Manager secret holding the LLM API key (deployed stacks), read when
+    /// `OPENAI_API_KEY` is empty.
+    pub llm_api_key_secret_arn: Option<String>,
     pub order_poll_seconds: u32,
     pub order_max_polls: u32,
     pub rule_prefix: String,
@@ -116,6 +119,9 @@ impl Config {
             llm_provider: var_or("LLM_PROVIDER", "rules"),
             openai_base_url: env::var("OPENAI_BASE_URL").ok(),
             openai_api_key: Secret::new(var_or("OPENAI_API_KEY", "")),
+            llm_api_key_secret_arn: env::var("LLM_API_KEY_SECRET_ARN")
+                .ok()
+                .filter(|s| !s.is_empty()),
             order_poll_seconds: parse("ORDER_POLL_SECONDS", "5")?,
             order_max_polls: parse("ORDER_MAX_POLLS", "60")?,
             rule_prefix: var_or("RULE_PREFIX", "tradeflow-"),

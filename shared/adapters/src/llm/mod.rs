@@ -20,7 +20,7 @@ pub use bedrock::{BedrockClient, BedrockSettings};
 pub use openai::{OpenAiClient, OpenAiSettings};
 pub use rules::RulesAnalyst;
 
-use crate::config::Config;
+use crate::config::{Config, Secret};
 
 /// A chart rendered by render_charts, as PNG bytes.
 #[derive(Debug, Clone)]
@@ -87,6 +87,8 @@ pub enum LlmError {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+    #[error("llm api key secret: {message}")]
+    Secret { retryable: bool, message: String },
     #[error("llm provider misconfigured: {0}")]
     Config(String),
 }
@@ -98,7 +100,7 @@ impl LlmError {
             Self::Timeout { .. } => true,
             Self::Status { status, .. } => *status == 429 || *status >= 500,
             Self::Transport { source, .. } => source.is_connect() || source.is_timeout(),
-            Self::Bedrock { retryable, .. } => *retryable,
+            Self::Bedrock { retryable, .. } | Self::Secret { retryable, .. } => *retryable,
             Self::Malformed { .. } | Self::Config(_) => false,
         }
     }
@@ -191,7 +193,7 @@ impl Provider {
                         .model
                         .clone()
                         .unwrap_or_else(|| openai::DEFAULT_MODEL.to_string()),
-                    api_key: config.openai_api_key.clone(),
+                    api_key: api_key(config).await?,
                     ..OpenAiSettings::new(base_url)
                 };
                 Ok(Self::OpenAi(OpenAiClient::new(settings)?))
@@ -212,6 +214,58 @@ impl Provider {
                 "unknown provider kind {other:?} (rules, openai or bedrock)"
             ))),
         }
+    }
+}
+
+/// The API key: `OPENAI_API_KEY` when set, else the Secrets Manager secret named by
+/// `LLM_API_KEY_SECRET_ARN` (read once per process), else none (local servers).
+async fn api_key(config: &Config) -> Result<Secret, LlmError> {
+    static FROM_SECRETS_MANAGER: tokio::sync::OnceCell<Secret> = tokio::sync::OnceCell::const_new();
+    if !config.openai_api_key.is_empty() {
+        return Ok(config.openai_api_key.clone());
+    }
+    let Some(arn) = &config.llm_api_key_secret_arn else {
+        return Ok(Secret::default());
+    };
+    FROM_SECRETS_MANAGER
+        .get_or_try_init(|| async {
+            let sdk = aws_config::load_from_env().await;
+            let out = aws_sdk_secretsmanager::Client::new(&sdk)
+                .get_secret_value()
+                .secret_id(arn)
+                .send()
+                .await
+                .map_err(|e| {
+                    use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+                    let retryable =
+                        matches!(e, SdkError::TimeoutError(_) | SdkError::DispatchFailure(_))
+                            || e.code() == Some("InternalServiceError");
+                    LlmError::Secret {
+                        retryable,
+                        message: format!(
+                            "{}: {}",
+                            e.code().unwrap_or("error"),
+                            e.message().unwrap_or("")
+                        ),
+                    }
+                })?;
+            let text = out.secret_string().unwrap_or_default();
+            Ok(Secret::new(key_in_secret(text)))
+        })
+        .await
+        .cloned()
+}
+
+/// The key in a secret's string: the string itself, or the `api_key` /
+/// `OPENAI_API_KEY` field of a JSON secret.
+fn key_in_secret(text: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(o)) => ["api_key", "OPENAI_API_KEY", "apiKey"]
+            .iter()
+            .find_map(|k| o.get(*k).and_then(|v| v.as_str()))
+            .unwrap_or_default()
+            .to_string(),
+        _ => text.trim().to_string(),
     }
 }
 
@@ -264,6 +318,13 @@ mod tests {
             p.delay(1, Some(Duration::from_secs(60))),
             Duration::from_millis(300)
         );
+    }
+
+    #[test]
+    fn a_secret_is_the_raw_key_or_a_json_field() {
+        assert_eq!(key_in_secret(" sk-abc \n"), "sk-abc");
+        assert_eq!(key_in_secret(r#"{"api_key": "sk-json"}"#), "sk-json");
+        assert_eq!(key_in_secret(r#"{"other": 1}"#), "");
     }
 
     #[test]
