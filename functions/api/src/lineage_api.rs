@@ -1,0 +1,147 @@
+//! Lineage routes: an execution's steps, one step, a strategy's recent records,
+//! step statistics over a window, and the most recent executions.
+
+use chrono::{Duration, SecondsFormat};
+use serde_json::json;
+use tradeflow_adapters::store::s;
+use tradeflow_core::Step;
+use tradeflow_core::execution::Execution;
+use tradeflow_core::lineage::LineageRecord;
+
+use crate::app::{App, Reply, Req};
+use crate::error::ApiError;
+use crate::page::{Key, Page, encode, page_req};
+use crate::repo::{self, PartitionQuery};
+use crate::stats::step_statistics;
+
+/// Statistics read at most this many records (a step runs a few times a day per strategy).
+const STATS_CAP: usize = 50_000;
+/// `/lineage/recent` looks at this many executions.
+const RECENT_CAP: usize = 10_000;
+
+pub async fn execution(app: &App, id: &str) -> Result<Reply, ApiError> {
+    let (execution, steps) = tokio::try_join!(
+        async { app.store.execution(id).await.map_err(ApiError::from) },
+        async {
+            app.deps
+                .lineage()
+                .for_execution(id)
+                .await
+                .map_err(ApiError::from)
+        },
+    )?;
+    if execution.is_none() && steps.is_empty() {
+        return Err(ApiError::NotFound(format!("execution {id}")));
+    }
+    Reply::ok(&json!({"execution_id": id, "execution": execution, "steps": steps}))
+}
+
+/// `name` is a step key (`check_order#2`) or a step name (every pass of it).
+pub async fn step(app: &App, id: &str, name: &str) -> Result<Reply, ApiError> {
+    let records: Vec<LineageRecord> = match app.deps.lineage().get(id, name).await? {
+        Some(r) => vec![r],
+        None => app
+            .deps
+            .lineage()
+            .for_execution(id)
+            .await?
+            .into_iter()
+            .filter(|r| r.step_name == name)
+            .collect(),
+    };
+    if records.is_empty() {
+        return Err(ApiError::NotFound(format!("step {name} of execution {id}")));
+    }
+    Reply::ok(&json!({"execution_id": id, "step": name, "records": records}))
+}
+
+pub async fn strategy_recent(app: &App, r: &Req<'_>, id: &str) -> Result<Reply, ApiError> {
+    let page: Page<LineageRecord> = repo::query_page(
+        &app.store,
+        &PartitionQuery {
+            table: &app.store.tables.lineage,
+            index: Some("by_strategy"),
+            pk_name: "strategy_id",
+            pk_value: id,
+            newest_first: true,
+        },
+        &page_req(&r.query)?,
+    )
+    .await?;
+    Reply::ok(&page)
+}
+
+pub async fn statistics(app: &App, r: &Req<'_>, name: &str) -> Result<Reply, ApiError> {
+    if Step::from_name(name).is_none() {
+        return Err(ApiError::bad(
+            "step",
+            format!(
+                "unknown step {name:?}; one of {}",
+                Step::ALL.map(Step::name).join(", ")
+            ),
+        ));
+    }
+    let days = match r.q("days") {
+        None => 7,
+        Some(d) => d
+            .parse::<u32>()
+            .ok()
+            .filter(|d| (1..=365).contains(d))
+            .ok_or_else(|| ApiError::bad("days", "must be an integer in 1..=365"))?,
+    };
+    let since =
+        (r.now - Duration::days(i64::from(days))).to_rfc3339_opts(SecondsFormat::Millis, true);
+    let records: Vec<LineageRecord> = repo::query_since(
+        &app.store,
+        &PartitionQuery {
+            table: &app.store.tables.lineage,
+            index: Some("by_step"),
+            pk_name: "step_name",
+            pk_value: name,
+            newest_first: true,
+        },
+        "recorded_at",
+        &since,
+        STATS_CAP,
+    )
+    .await?;
+    let mut stats = serde_json::to_value(step_statistics(name, days, &records)).unwrap_or_default();
+    stats["since"] = json!(since);
+    Reply::ok(&stats)
+}
+
+/// The newest executions of all strategies. Executions have no global time index,
+/// so this scans them (bounded) and sorts; `next` resumes after the last one shown.
+pub async fn recent(app: &App, r: &Req<'_>) -> Result<Reply, ApiError> {
+    let req = page_req(&r.query)?;
+    let before = match &req.start {
+        None => None,
+        Some(k) => match (k.get("started_at"), k.get("execution_id")) {
+            (
+                Some(aws_sdk_dynamodb::types::AttributeValue::S(t)),
+                Some(aws_sdk_dynamodb::types::AttributeValue::S(e)),
+            ) => Some((t.clone(), e.clone())),
+            _ => return Err(ApiError::bad("next", "is not a token returned by this API")),
+        },
+    };
+    let mut all: Vec<Execution> =
+        repo::scan_all(&app.store, &app.store.tables.executions, RECENT_CAP).await?;
+    all.sort_by(|a, b| (&b.started_at, &b.execution_id).cmp(&(&a.started_at, &a.execution_id)));
+    let mut rest = all
+        .into_iter()
+        .filter(|e| {
+            before
+                .as_ref()
+                .is_none_or(|(t, id)| (&e.started_at, &e.execution_id) < (t, id))
+        })
+        .peekable();
+    let items: Vec<Execution> = rest.by_ref().take(req.limit as usize).collect();
+    let next = match (rest.peek(), items.last()) {
+        (Some(_), Some(last)) => Some(encode(&Key::from([
+            ("started_at".to_string(), s(&last.started_at)),
+            ("execution_id".to_string(), s(&last.execution_id)),
+        ]))),
+        _ => None,
+    };
+    Reply::ok(&Page { items, next })
+}

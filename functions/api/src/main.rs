@@ -1,0 +1,52 @@
+//! api: tradeflow's HTTP API and lineage viewer, one `lambda_http` function behind
+//! API Gateway (or `cargo lambda watch` at `/lambda-url/api/…` locally).
+
+mod app;
+mod auth;
+mod body;
+mod catalog;
+mod error;
+mod lineage_api;
+mod page;
+mod repo;
+mod schedule;
+mod stats;
+mod strategies;
+mod trading;
+mod viewer;
+
+use std::sync::Arc;
+
+use lambda_http::{Error, Request, service_fn};
+use tradeflow_adapters::Deps;
+use tradeflow_adapters::schedules::Schedules;
+
+use crate::app::{ApiSettings, App};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let deps = Deps::from_env().await?;
+    let settings = ApiSettings::from_env(&deps)?;
+    let sdk = aws_config::load_from_env().await;
+    let schedules = Schedules {
+        events: aws_sdk_eventbridge::Client::new(&sdk),
+        prefix: deps.config.rule_prefix.clone(),
+        bus: deps.config.event_bus_name.clone(),
+        state_machine_arn: settings.state_machine_arn.clone(),
+        role_arn: settings.events_role_arn.clone(),
+    };
+    let app = Arc::new(App {
+        store: deps.store(),
+        sfn: aws_sdk_sfn::Client::new(&sdk),
+        views: viewer::environment()?,
+        schedules,
+        settings,
+        deps,
+    });
+    lambda_http::run(service_fn(move |req: Request| {
+        let app = Arc::clone(&app);
+        async move { Ok::<_, std::convert::Infallible>(app.handle(req).await) }
+    }))
+    .await
+}

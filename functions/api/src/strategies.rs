@@ -1,0 +1,246 @@
+//! Strategy routes: CRUD, activation, run now, executions. Every write keeps the
+//! strategy's EventBridge rule in step with it (see `schedules`).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use lambda_http::http::StatusCode;
+use serde_json::{Value, json};
+use tradeflow_adapters::ibkr::IbkrError;
+use tradeflow_adapters::schedules::rule_name;
+use tradeflow_adapters::store::s as attr;
+use tradeflow_adapters::workflow::{self, WorkflowError};
+use tradeflow_core::execution::Execution;
+use tradeflow_core::strategy::Strategy;
+
+use crate::app::{App, Reply, Req};
+use crate::body;
+use crate::error::ApiError;
+use crate::page::{Page, page_req};
+use crate::repo::{self, PartitionQuery};
+use crate::schedule::ScheduleExpr;
+
+/// The strategy as the API shows it: its fields plus its schedule's rule and next run.
+pub fn view(app: &App, s: &Strategy, now: DateTime<Utc>) -> Value {
+    let mut v = serde_json::to_value(s).unwrap_or_default();
+    let next = ScheduleExpr::parse(&s.schedule)
+        .ok()
+        .filter(|_| s.active)
+        .and_then(|e| e.next_after(now))
+        .map(|t| t.to_rfc3339());
+    if let Some(o) = v.as_object_mut() {
+        o.insert(
+            "rule_name".into(),
+            json!(rule_name(&app.schedules.prefix, &s.strategy_id)),
+        );
+        o.insert("schedule_timezone".into(), json!("UTC"));
+        o.insert("next_run".into(), json!(next));
+    }
+    v
+}
+
+async fn load(app: &App, id: &str) -> Result<Strategy, ApiError> {
+    app.store
+        .strategy(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("strategy {id}")))
+}
+
+/// Validates everything the store and EventBridge would otherwise refuse later.
+async fn check(app: &App, s: &Strategy, previous: Option<&Strategy>) -> Result<(), ApiError> {
+    s.validate()?;
+    ScheduleExpr::parse(&s.schedule).map_err(|m| ApiError::bad("schedule", m))?;
+    if previous.is_none_or(|p| p.conid != s.conid) {
+        check_conid(app, s.conid).await?;
+    }
+    Ok(())
+}
+
+/// Asks IBKR whether the conid names a contract: a strategy on an unknown contract
+/// would only fail at its first scheduled run.
+async fn check_conid(app: &App, conid: i64) -> Result<(), ApiError> {
+    let ibkr = app.deps.ibkr().map_err(|e| ApiError::upstream("ibkr", e))?;
+    match ibkr.contract_info(conid).await {
+        Ok(_) => Ok(()),
+        Err(
+            IbkrError::Http {
+                status: 400..=499, ..
+            }
+            | IbkrError::Refused { .. },
+        ) => Err(ApiError::bad(
+            "conid",
+            format!("IBKR knows no contract with conid {conid}"),
+        )),
+        Err(e) => Err(ApiError::upstream("ibkr", e)),
+    }
+}
+
+pub async fn list(app: &App, r: &Req<'_>) -> Result<Reply, ApiError> {
+    let page: Page<Strategy> = repo::scan_page(
+        &app.store,
+        &app.store.tables.strategies,
+        &page_req(&r.query)?,
+    )
+    .await?;
+    Reply::ok(&page.map(|s| view(app, &s, r.now)))
+}
+
+pub async fn get(app: &App, r: &Req<'_>, id: &str) -> Result<Reply, ApiError> {
+    let s = load(app, id).await?;
+    Reply::ok(&view(app, &s, r.now))
+}
+
+pub async fn create(app: &App, r: &Req<'_>) -> Result<Reply, ApiError> {
+    let s: Strategy = body::parse(r.body)?;
+    check(app, &s, None).await?;
+    app.store
+        .put(&app.store.tables.strategies, &s, Some("strategy_id"))
+        .await
+        .map_err(|e| match ApiError::from(e) {
+            ApiError::Conflict(_) => {
+                ApiError::Conflict(format!("strategy {} already exists", s.strategy_id))
+            }
+            e => e,
+        })?;
+    if let Err(e) = app
+        .schedules
+        .put(&s.strategy_id, &s.schedule, s.active)
+        .await
+    {
+        // Without its rule the strategy would never run: undo the create.
+        let key = HashMap::from([("strategy_id".to_string(), attr(&s.strategy_id))]);
+        if let Err(undo) = repo::delete(&app.store, &app.store.tables.strategies, key).await {
+            tracing::error!(error = %undo, "strategy left without a rule");
+        }
+        return Err(e.into());
+    }
+    tracing::info!(strategy_id = %s.strategy_id, schedule = %s.schedule, "strategy created");
+    Reply::with(StatusCode::CREATED, &view(app, &s, r.now))
+}
+
+pub async fn update(app: &App, r: &Req<'_>, id: &str) -> Result<Reply, ApiError> {
+    let mut v: Value = body::parse(r.body)?;
+    match v.get("strategy_id") {
+        Some(Value::String(given)) if given != id => {
+            return Err(ApiError::bad(
+                "strategy_id",
+                "differs from the id in the path",
+            ));
+        }
+        _ => v["strategy_id"] = json!(id),
+    }
+    let s: Strategy = body::from_value(v)?;
+    let previous = load(app, id).await?;
+    check(app, &s, Some(&previous)).await?;
+    app.store.put_strategy(&s).await?;
+    app.schedules
+        .put(&s.strategy_id, &s.schedule, s.active)
+        .await?;
+    tracing::info!(strategy_id = %s.strategy_id, schedule = %s.schedule, "strategy updated");
+    Reply::ok(&view(app, &s, r.now))
+}
+
+pub async fn delete(app: &App, _r: &Req<'_>, id: &str) -> Result<Reply, ApiError> {
+    load(app, id).await?;
+    app.schedules.delete(id).await?;
+    let key = HashMap::from([("strategy_id".to_string(), attr(id))]);
+    repo::delete(&app.store, &app.store.tables.strategies, key).await?;
+    tracing::info!(strategy_id = %id, "strategy deleted");
+    Reply::ok(&json!({"deleted": id, "rule_name": rule_name(&app.schedules.prefix, id)}))
+}
+
+pub async fn set_active(app: &App, r: &Req<'_>, id: &str, active: bool) -> Result<Reply, ApiError> {
+    let mut s = load(app, id).await?;
+    s.active = active;
+    app.store.put_strategy(&s).await?;
+    // put (not only enable/disable) also recreates a rule that was never made,
+    // e.g. for a strategy seeded straight into the table.
+    app.schedules.put(id, &s.schedule, active).await?;
+    tracing::info!(strategy_id = %id, active, "strategy activation changed");
+    Reply::ok(&view(app, &s, r.now))
+}
+
+/// The execution name of a manual run: strategy and start second, so a double
+/// submit within the same second cannot start two runs.
+pub fn manual_execution_name(strategy_id: &str, at: DateTime<Utc>) -> String {
+    format!("{strategy_id}-manual-{}", at.format("%Y%m%dT%H%M%SZ"))
+}
+
+pub async fn run_now(app: &App, r: &Req<'_>, id: &str) -> Result<Reply, ApiError> {
+    let s = load(app, id).await?;
+    let name = manual_execution_name(&s.strategy_id, r.now);
+    let arn = workflow::start(
+        &app.sfn,
+        &app.settings.state_machine_arn,
+        &name,
+        &json!({"strategy_id": s.strategy_id}),
+    )
+    .await
+    .map_err(|e| match &e {
+        WorkflowError::Sfn { source, .. }
+            if format!("{source:?}").contains("ExecutionAlreadyExists") =>
+        {
+            ApiError::Conflict(format!("execution {name} was already started"))
+        }
+        _ => e.into(),
+    })?;
+    tracing::info!(strategy_id = %id, execution = %name, "manual run started");
+    Reply::with(
+        StatusCode::ACCEPTED,
+        &json!({
+            "execution_id": name,
+            "execution_arn": arn,
+            "lineage": format!("lineage/execution/{name}"),
+            "viewer": format!("viewer/execution/{name}"),
+        }),
+    )
+}
+
+pub async fn executions(app: &App, r: &Req<'_>, id: &str) -> Result<Reply, ApiError> {
+    let page: Page<Execution> = repo::query_page(
+        &app.store,
+        &PartitionQuery {
+            table: &app.store.tables.executions,
+            index: Some("by_strategy"),
+            pk_name: "strategy_id",
+            pk_value: id,
+            newest_first: true,
+        },
+        &page_req(&r.query)?,
+    )
+    .await?;
+    Reply::ok(&page)
+}
+
+pub async fn execution(app: &App, id: &str) -> Result<Reply, ApiError> {
+    let e = app
+        .store
+        .execution(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("execution {id}")))?;
+    Reply::ok(&e)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn manual_runs_are_named_after_strategy_and_second() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 20, 14, 30, 5).unwrap();
+
+        let name = manual_execution_name("aapl-swing", at);
+
+        assert_eq!(name, "aapl-swing-manual-20261120T143005Z");
+        assert_eq!(
+            name,
+            manual_execution_name("aapl-swing", at + chrono::Duration::milliseconds(900))
+        );
+        assert!(
+            manual_execution_name(&"x".repeat(48), at).len() <= 80,
+            "Step Functions caps names at 80"
+        );
+    }
+}
