@@ -9,6 +9,8 @@ pub struct Deps {
     pub config: Config,
     pub dynamo: aws_sdk_dynamodb::Client,
     pub s3: aws_sdk_s3::Client,
+    /// Domain events (OrderFilled, PositionClosed) go to `EVENT_BUS_NAME`.
+    pub events: aws_sdk_eventbridge::Client,
 }
 
 impl Deps {
@@ -31,6 +33,7 @@ impl Deps {
         );
         Self {
             dynamo: aws_sdk_dynamodb::Client::new(sdk),
+            events: aws_sdk_eventbridge::Client::new(sdk),
             s3,
             config,
         }

@@ -9,6 +9,7 @@ pub mod ibkr;
 pub mod lineage;
 pub mod llm;
 pub mod market;
+pub mod orders;
 pub mod prompt_store;
 pub mod step;
 pub mod store;

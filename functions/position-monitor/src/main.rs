@@ -1,0 +1,188 @@
+//! position-monitor: run by an EventBridge rate rule (every minute). Checks every
+//! open position against its stop and target at the current IBKR price and exits a
+//! position that crossed one, through the same exactly-once path as place_order
+//! (cOID from the position id, the trigger and the attempt; the position's exit
+//! claim keeps a SELL signal and the monitor from both selling it). Exit orders are
+//! tracked here until they end. Not a workflow step, so no step harness.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use rust_decimal::Decimal;
+use rust_decimal::prelude::FromPrimitive;
+use serde_json::{Value, json};
+use tradeflow_adapters::Deps;
+use tradeflow_adapters::ibkr::IbkrClient;
+use tradeflow_adapters::orders::{OrderBook, poll_order, release_exit_claim};
+use tradeflow_adapters::step::now_rfc3339;
+use tradeflow_core::StepError;
+use tradeflow_core::orders::{
+    NewOrder, Order, OrderStatus, OrderStore, Placement, client_order_id, place_once,
+};
+use tradeflow_core::portfolio::{Position, exit_trigger};
+
+/// Polls of a fresh exit order within the same run (the rest happens next minute).
+const FOLLOW_UP_POLLS: u32 = 3;
+const FOLLOW_UP_WAIT: Duration = Duration::from_secs(1);
+
+fn store_err(e: tradeflow_core::orders::OrderStoreError) -> StepError {
+    tradeflow_core::orders::OrderError::from(e).into()
+}
+
+async fn follow_up(
+    book: &OrderBook,
+    ibkr: &IbkrClient,
+    order_id: &str,
+) -> Result<Order, StepError> {
+    let mut last = None;
+    for _ in 0..FOLLOW_UP_POLLS {
+        tokio::time::sleep(FOLLOW_UP_WAIT).await;
+        let o = poll_order(book, ibkr, order_id, &now_rfc3339()).await?;
+        let done = o.status.is_final();
+        last = Some(o);
+        if done {
+            break;
+        }
+    }
+    last.ok_or_else(|| StepError::fatal("no poll made"))
+}
+
+async fn check_position(
+    book: &OrderBook,
+    ibkr: &IbkrClient,
+    mut p: Position,
+    price: Option<Decimal>,
+    run_id: &str,
+) -> Result<Value, StepError> {
+    let now = now_rfc3339();
+    let ids = json!({"strategy_id": p.strategy_id, "conid": p.conid, "position_id": p.position_id});
+    if let Some(exit_id) = p.exit_order_id.clone()
+        && book.get(&exit_id).await.map_err(store_err)?.is_some()
+    {
+        let o = poll_order(book, ibkr, &exit_id, &now).await?;
+        return Ok(
+            json!({"position": ids, "action": "tracking_exit", "order_id": exit_id, "status": o.status}),
+        );
+    }
+    let Some(price) = price else {
+        return Ok(json!({"position": ids, "action": "no_price"}));
+    };
+    let Some(trigger) = exit_trigger(&p, price) else {
+        if p.exit_order_id.is_some() {
+            // Claimed by a run that died before creating the order; the trigger is gone.
+            p.exit_order_id = None;
+            book.save_position(&mut p).await?;
+        }
+        return Ok(
+            json!({"position": ids, "action": "hold", "price": price, "stop": p.stop, "target": p.target}),
+        );
+    };
+    let order_id = match &p.exit_order_id {
+        Some(claimed) => claimed.clone(),
+        None => {
+            let id = client_order_id(
+                &p.position_id,
+                &format!("exit-{}-{}", trigger.as_str(), p.exit_attempts + 1),
+            );
+            p.exit_order_id = Some(id.clone());
+            p.exit_attempts += 1;
+            book.save_position(&mut p).await?;
+            id
+        }
+    };
+    let why = format!(
+        "{} hit: price {price}, stop {}, target {}",
+        trigger.as_str(),
+        p.stop.map(|x| x.to_string()).unwrap_or_else(|| "-".into()),
+        p.target
+            .map(|x| x.to_string())
+            .unwrap_or_else(|| "-".into())
+    );
+    tracing::warn!(strategy_id = %p.strategy_id, conid = p.conid, %why, "exiting position");
+    let order = Order::new(
+        NewOrder {
+            order_id: order_id.clone(),
+            strategy_id: p.strategy_id.clone(),
+            execution_id: format!("position-monitor/{run_id}"),
+            conid: p.conid,
+            symbol: p.symbol.clone(),
+            side: p.closing_side(),
+            // Getting out matters more than the price: a limit could be left behind.
+            order_type: "MKT".into(),
+            quantity: p.quantity.abs(),
+            limit_price: None,
+            tif: "DAY".into(),
+            stop: None,
+            target: None,
+            purpose: trigger.purpose().into(),
+            position_id: Some(p.position_id.clone()),
+            sizing: None,
+        },
+        OrderStatus::Submitting,
+        &now,
+        Some(why.clone()),
+    );
+    let placement = place_once(ibkr, book, order, &now).await?;
+    let live = placement.is_live();
+    let mut status = placement.order().status;
+    if let Placement::Rejected(o) = &placement {
+        release_exit_claim(book, o).await?;
+    }
+    if live {
+        status = follow_up(book, ibkr, &order_id).await?.status;
+    }
+    Ok(
+        json!({"position": ids, "action": "exit", "trigger": trigger, "reason": why,
+              "order_id": order_id, "placed": live, "status": status}),
+    )
+}
+
+async fn handle(
+    event: LambdaEvent<Value>,
+    deps: &Deps,
+    ibkr: &IbkrClient,
+) -> Result<Value, lambda_runtime::Error> {
+    let book = deps.order_book();
+    let positions = book.open_positions().await.map_err(StepError::from)?;
+    if positions.is_empty() {
+        return Ok(json!({"checked": 0, "positions": []}));
+    }
+    let mut conids: Vec<i64> = positions.iter().map(|p| p.conid).collect();
+    conids.sort_unstable();
+    conids.dedup();
+    let prices: HashMap<i64, Decimal> = match ibkr.snapshot(&conids).await {
+        Ok(quotes) => quotes
+            .iter()
+            .filter_map(|q| Some((q.conid, Decimal::from_f64(q.price()?)?.round_dp(4))))
+            .collect(),
+        Err(e) => {
+            // Exit orders still get tracked; triggers wait for the next run.
+            tracing::warn!(error = %e, "no prices from ibkr");
+            HashMap::new()
+        }
+    };
+    let mut report = Vec::new();
+    let mut failures = 0;
+    for p in positions {
+        let price = prices.get(&p.conid).copied();
+        let key = json!({"strategy_id": p.strategy_id, "conid": p.conid});
+        match check_position(&book, ibkr, p, price, &event.context.request_id).await {
+            Ok(r) => report.push(r),
+            Err(e) => {
+                failures += 1;
+                tracing::error!(error = %e, position = %key, "position check failed");
+                report.push(json!({"position": key, "action": "error", "error": e.to_string()}));
+            }
+        }
+    }
+    Ok(json!({"checked": report.len(), "failures": failures, "positions": report}))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    tradeflow_adapters::telemetry::init();
+    let deps = Deps::from_env().await?;
+    let ibkr = deps.ibkr()?;
+    lambda_runtime::run(service_fn(|ev| handle(ev, &deps, &ibkr))).await
+}
