@@ -426,6 +426,61 @@ impl From<OrderError> for StepError {
     }
 }
 
+/// What a signal asks for, given the strategy's current position.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Intent {
+    /// Open a position on this side (sized by `risk::size_entry`).
+    Enter(Side),
+    /// Close the whole open position.
+    Exit { side: Side, quantity: Decimal },
+    /// Nothing to do, and why.
+    Nothing(String),
+}
+
+impl Intent {
+    /// The cOID leg: one entry and one exit at most per execution.
+    pub fn leg(&self) -> Option<&'static str> {
+        match self {
+            Intent::Enter(_) => Some("entry"),
+            Intent::Exit { .. } => Some("exit"),
+            Intent::Nothing(_) => None,
+        }
+    }
+}
+
+/// BUY when flat opens a long; SELL with a long open sells all of it; SELL when flat
+/// opens a short only if the strategy allows shorts; BUY with a short open covers it.
+/// A signal in the direction of the open position adds nothing.
+pub fn decide(
+    action: crate::signal::Action,
+    position: Option<&crate::portfolio::Position>,
+    allow_short: bool,
+) -> Intent {
+    use crate::signal::Action;
+    let open = position.filter(|p| p.is_open());
+    match (action, open) {
+        (Action::Hold, _) => Intent::Nothing("HOLD".into()),
+        (Action::Buy, None) => Intent::Enter(Side::Buy),
+        (Action::Sell, None) if allow_short => Intent::Enter(Side::Sell),
+        (Action::Sell, None) => Intent::Nothing(
+            "SELL signal while flat: no naked shorts (risk.allow_short is off)".into(),
+        ),
+        (Action::Buy, Some(p)) if p.is_long() => Intent::Nothing(format!(
+            "BUY signal while already long {} {}",
+            p.quantity, p.symbol
+        )),
+        (Action::Sell, Some(p)) if !p.is_long() => Intent::Nothing(format!(
+            "SELL signal while already short {} {}",
+            p.quantity.abs(),
+            p.symbol
+        )),
+        (_, Some(p)) => Intent::Exit {
+            side: p.closing_side(),
+            quantity: p.quantity.abs(),
+        },
+    }
+}
+
 /// How a placement ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Placement {
@@ -930,5 +985,51 @@ pub(crate) mod tests {
             ]
         );
         assert_eq!(o.history[3].note.as_deref(), Some("filled 7 of 10"));
+    }
+
+    #[rstest::rstest]
+    #[case(crate::signal::Action::Buy, dec!(0), false, Intent::Enter(Side::Buy))]
+    #[case(crate::signal::Action::Sell, dec!(0), true, Intent::Enter(Side::Sell))]
+    #[case(crate::signal::Action::Sell, dec!(15), false, Intent::Exit { side: Side::Sell, quantity: dec!(15) })]
+    #[case(crate::signal::Action::Buy, dec!(-7), true, Intent::Exit { side: Side::Buy, quantity: dec!(7) })]
+    fn signals_open_when_flat_and_close_the_whole_position_otherwise(
+        #[case] action: crate::signal::Action,
+        #[case] held: Decimal,
+        #[case] allow_short: bool,
+        #[case] intent: Intent,
+    ) {
+        let entry = order("tf-p", OrderStatus::Filled);
+        let fill = Fill::at_price("tf-p", Side::Buy, dec!(1), dec!(100), dec!(0), "t");
+        let mut p = crate::portfolio::apply_fill(None, &entry, &fill).position;
+        p.quantity = held;
+
+        assert_eq!(decide(action, Some(&p), allow_short), intent);
+    }
+
+    #[rstest::rstest]
+    #[case(crate::signal::Action::Sell, None, false, "no naked shorts")]
+    #[case(crate::signal::Action::Buy, Some(dec!(5)), false, "already long")]
+    #[case(crate::signal::Action::Sell, Some(dec!(-5)), true, "already short")]
+    #[case(crate::signal::Action::Hold, None, true, "HOLD")]
+    fn signals_that_add_nothing_say_why(
+        #[case] action: crate::signal::Action,
+        #[case] held: Option<Decimal>,
+        #[case] allow_short: bool,
+        #[case] reason: &str,
+    ) {
+        let entry = order("tf-q", OrderStatus::Filled);
+        let fill = Fill::at_price("tf-q", Side::Buy, dec!(1), dec!(100), dec!(0), "t");
+        let p = held.map(|q| {
+            let mut p = crate::portfolio::apply_fill(None, &entry, &fill).position;
+            p.quantity = q;
+            p
+        });
+
+        let i = decide(action, p.as_ref(), allow_short);
+
+        assert!(
+            matches!(&i, Intent::Nothing(why) if why.contains(reason)),
+            "{i:?}"
+        );
     }
 }
