@@ -73,6 +73,9 @@ def lambda_env(res):
     env[res["bucket"]["env"]] = res["bucket"]["name"]
     env[res["state_machine"]["env"]] = state_machine_arn(res)
     env.update({k: v for k, v in res.get("env", {}).items() if not k.startswith("_")})
+    # A second stack on other ports (FAKE_IBKR_PORT) must point its functions at its own gateway.
+    if os.environ.get("FAKE_IBKR_PORT") and "IBKR_BASE_URL" in env:
+        env["IBKR_BASE_URL"] = f"http://127.0.0.1:{os.environ['FAKE_IBKR_PORT']}/v1/api"
     return env
 
 
