@@ -1,18 +1,33 @@
-//! tradeflow-charts: candlestick charts with indicator panels, rendered in memory to PNG.
+//! tradeflow-charts: candlestick charts with indicator panels, rendered in memory to
+//! PNG with an embedded font (no system fonts, no files), and the plan of which
+//! charts a strategy gets (daily, plus weekly resampled from daily on request).
 
-use plotters::prelude::*;
+mod axis;
+pub mod fonts;
+pub mod plan;
+mod render;
+pub mod theme;
+
 use thiserror::Error;
-use tradeflow_core::indicators::{IndicatorSeries, Panel};
+use tradeflow_core::indicators::IndicatorSeries;
 use tradeflow_core::market::Bar;
+
+pub use axis::month_ticks;
+pub use plan::{ChartJob, chart_jobs, chart_title, weekly_series};
+pub use render::panel_layout;
 
 #[derive(Debug, Error)]
 pub enum ChartError {
     #[error("no bars to draw")]
     NoBars,
+    #[error("chart size {width}x{height} is too small (at least 400x300)")]
+    TooSmall { width: u32, height: u32 },
+    #[error("the embedded font could not be loaded")]
+    Font,
     #[error("drawing failed: {0}")]
     Draw(String),
     #[error("png encoding failed: {0}")]
-    Encode(String),
+    Encode(#[from] png::EncodingError),
 }
 
 #[derive(Debug, Clone)]
@@ -32,15 +47,28 @@ impl Default for ChartOptions {
     }
 }
 
-fn draw_err<E: std::fmt::Debug>(e: E) -> ChartError {
-    ChartError::Draw(format!("{e:?}"))
-}
-
-/// Renders candles (x = bar index, so weekends leave no gaps) with price overlays.
+/// Renders candles with volume and price overlays, and a panel per own-panel
+/// indicator (RSI with 30/70, MACD with zero line, others plain), to PNG bytes.
+///
+/// The x axis is the bar index, so weekends and holidays leave no gaps. Series are
+/// aligned index-for-index with `bars`; values past the last bar are ignored.
 ///
 /// # Errors
-/// No bars, or a drawing/encoding failure.
+/// No bars, a size below 400x300, or a drawing or encoding failure.
 pub fn render_png(
+    bars: &[Bar],
+    series: &[IndicatorSeries],
+    opts: &ChartOptions,
+) -> Result<Vec<u8>, ChartError> {
+    let rgb = render_rgb(bars, series, opts)?;
+    encode_png(&rgb, opts.width, opts.height)
+}
+
+/// Renders into a raw RGB buffer (`width * height * 3` bytes, row-major).
+///
+/// # Errors
+/// As [`render_png`], without encoding.
+pub fn render_rgb(
     bars: &[Bar],
     series: &[IndicatorSeries],
     opts: &ChartOptions,
@@ -48,49 +76,16 @@ pub fn render_png(
     if bars.is_empty() {
         return Err(ChartError::NoBars);
     }
-    let (w, h) = (opts.width, opts.height);
-    let mut rgb = vec![0u8; (w * h * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
-        root.fill(&WHITE).map_err(draw_err)?;
-        let lo = bars.iter().map(|b| b.low).fold(f64::INFINITY, f64::min);
-        let hi = bars
-            .iter()
-            .map(|b| b.high)
-            .fold(f64::NEG_INFINITY, f64::max);
-        let pad = (hi - lo) * 0.05;
-        let mut chart = ChartBuilder::on(&root)
-            .margin(20)
-            .build_cartesian_2d(0f64..bars.len() as f64, (lo - pad)..(hi + pad))
-            .map_err(draw_err)?;
-        chart
-            .draw_series(bars.iter().enumerate().map(|(i, b)| {
-                CandleStick::new(
-                    i as f64,
-                    b.open,
-                    b.high,
-                    b.low,
-                    b.close,
-                    GREEN.filled(),
-                    RED.filled(),
-                    3,
-                )
-            }))
-            .map_err(draw_err)?;
-        for s in series.iter().filter(|s| s.panel == Panel::Price) {
-            chart
-                .draw_series(LineSeries::new(
-                    s.values
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(i, v)| v.map(|v| (i as f64, v))),
-                    &BLUE,
-                ))
-                .map_err(draw_err)?;
-        }
-        root.present().map_err(draw_err)?;
+    if opts.width < 400 || opts.height < 300 {
+        return Err(ChartError::TooSmall {
+            width: opts.width,
+            height: opts.height,
+        });
     }
-    encode_png(&rgb, w, h)
+    fonts::init()?;
+    let mut rgb = vec![0u8; opts.width as usize * opts.height as usize * 3];
+    render::draw_rgb(bars, series, opts, &mut rgb)?;
+    Ok(rgb)
 }
 
 fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, ChartError> {
@@ -98,14 +93,8 @@ fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, ChartError> {
     let mut enc = png::Encoder::new(&mut out, w, h);
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);
-    let mut writer = enc
-        .write_header()
-        .map_err(|e| ChartError::Encode(e.to_string()))?;
-    writer
-        .write_image_data(rgb)
-        .map_err(|e| ChartError::Encode(e.to_string()))?;
-    writer
-        .finish()
-        .map_err(|e| ChartError::Encode(e.to_string()))?;
+    let mut writer = enc.write_header()?;
+    writer.write_image_data(rgb)?;
+    writer.finish()?;
     Ok(out)
 }
