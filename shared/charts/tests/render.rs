@@ -19,9 +19,9 @@ struct Image {
 impl Image {
     fn decode(png_bytes: &[u8]) -> Image {
         let decoder = png::Decoder::new(png_bytes);
-        let mut reader = decoder.read_info().unwrap();
+        let mut reader = decoder.read_info().expect("png header");
         let mut buf = vec![0; reader.output_buffer_size()];
-        let info = reader.next_frame(&mut buf).unwrap();
+        let info = reader.next_frame(&mut buf).expect("png frame");
         assert_eq!(info.color_type, png::ColorType::Rgb);
         buf.truncate(info.buffer_size());
         Image {
@@ -64,12 +64,12 @@ fn render(series: &[IndicatorSeries], width: u32, height: u32) -> (Vec<u8>, Imag
         height,
         title: chart_title("AAPL", Timeframe::Daily, &bars),
     };
-    let png = render_png(&bars, series, &opts).unwrap();
+    let png = render_png(&bars, series, &opts).expect("chart renders");
     let img = Image::decode(&png);
     (png, img)
 }
 
-fn rows<'a>(layout: &'a [(String, std::ops::Range<u32>)], name: &str) -> std::ops::Range<u32> {
+fn rows(layout: &[(String, std::ops::Range<u32>)], name: &str) -> std::ops::Range<u32> {
     layout
         .iter()
         .find(|(n, _)| n == name)
