@@ -142,6 +142,10 @@ pub enum FaultKind {
     Garbage,
     /// Wait `delay_ms`, then answer normally (long enough, a client timeout).
     Delay,
+    /// Handle the request; if it registered an order, hold the answer `delay_ms`:
+    /// the broker has the order but the client times out (a lost response).
+    /// Only requests that register an order use up the count.
+    DelayAfterOrder,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -211,10 +211,9 @@ async fn gatekeeper(State(st): State<AppState>, req: Request, next: Next) -> Res
 async fn gate_inner(st: &AppState, path: &str, req: Request, next: Next) -> Response {
     let fault = {
         let mut gw = st.gw();
-        let found = gw
-            .faults
-            .iter_mut()
-            .find(|f| f.count > 0 && path.starts_with(&f.path));
+        let found = gw.faults.iter_mut().find(|f| {
+            f.count > 0 && f.kind != FaultKind::DelayAfterOrder && path.starts_with(&f.path)
+        });
         found.map(|f| {
             f.count -= 1;
             f.clone()
@@ -236,9 +235,10 @@ async fn gate_inner(st: &AppState, path: &str, req: Request, next: Next) -> Resp
                     .unwrap_or_default();
             }
             FaultKind::Delay => tokio::time::sleep(Duration::from_millis(f.delay_ms)).await,
+            FaultKind::DelayAfterOrder => {}
         }
     }
-    {
+    let orders_before = {
         let mut gw = st.gw();
         if !gw.logged_in {
             return unauthorized();
@@ -250,8 +250,27 @@ async fn gate_inner(st: &AppState, path: &str, req: Request, next: Next) -> Resp
         if !path.starts_with("/iserver/reply/") {
             gw.pending = None;
         }
+        gw.orders.len()
+    };
+    let resp = next.run(req).await;
+    let hold = {
+        let mut gw = st.gw();
+        let placed = gw.orders.len() > orders_before;
+        let found = gw.faults.iter_mut().find(|f| {
+            placed
+                && f.count > 0
+                && f.kind == FaultKind::DelayAfterOrder
+                && path.starts_with(&f.path)
+        });
+        found.map(|f| {
+            f.count -= 1;
+            f.delay_ms
+        })
+    };
+    if let Some(ms) = hold {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    next.run(req).await
+    resp
 }
 
 async fn auth_status(State(st): State<AppState>) -> Response {
