@@ -1,12 +1,14 @@
 //! render_charts: candlestick charts with the indicator panels, as PNG in S3 under
-//! `charts/{strategy_id}/{execution_id}/{timeframe}.png`.
+//! `charts/{strategy_id}/{execution_id}/{timeframe}.png`: the strategy's timeframe
+//! always, and a weekly chart resampled from daily bars when the strategy asks.
 
 use std::sync::Arc;
 
 use serde::Deserialize;
 use tradeflow_adapters::Deps;
+use tradeflow_adapters::blobs::BlobError;
 use tradeflow_adapters::step::{StepCtx, serve};
-use tradeflow_charts::{ChartOptions, render_png};
+use tradeflow_charts::{ChartOptions, chart_jobs, render_png};
 use tradeflow_core::indicators::IndicatorSeries;
 use tradeflow_core::market::Bar;
 use tradeflow_core::payloads::{
@@ -22,13 +24,16 @@ struct Input {
     compute_indicators: ComputeIndicatorsOutput,
 }
 
+fn transient(e: BlobError) -> StepError {
+    StepError::transient(e.to_string())
+}
+
 async fn handle(
     input: Input,
     ctx: StepCtx,
     deps: Arc<Deps>,
 ) -> Result<RenderChartsOutput, StepError> {
     let blobs = deps.blobs();
-    let transient = |e: tradeflow_adapters::blobs::BlobError| StepError::transient(e.to_string());
     let bars: Vec<Bar> = blobs
         .get_json(&input.fetch_market_data.bars_key)
         .await
@@ -38,34 +43,43 @@ async fn handle(
         .await
         .map_err(transient)?;
     let s = &input.load_strategy.strategy;
-    let opts = ChartOptions {
-        title: format!(
-            "{} {} close {:.2}",
-            s.symbol, input.fetch_market_data.timeframe, input.fetch_market_data.latest_close
-        ),
-        ..ChartOptions::default()
-    };
-    let png = render_png(&bars, &series, &opts).map_err(|e| StepError::fatal(e.to_string()))?;
-    let timeframe = input.fetch_market_data.timeframe.clone();
-    let key = format!(
-        "charts/{}/{}/{}.png",
-        s.strategy_id, ctx.execution_name, timeframe
-    );
-    let bytes = png.len();
-    blobs.put(&key, png, "image/png").await.map_err(transient)?;
-    Ok(RenderChartsOutput {
-        bucket: blobs.bucket().to_string(),
-        charts: vec![ChartRef {
+    let (jobs, notes) = chart_jobs(s, bars, series).map_err(|e| StepError::fatal(e.to_string()))?;
+    for note in &notes {
+        tracing::warn!(note = %note, "indicator left off a chart");
+    }
+    let mut charts = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let opts = ChartOptions {
+            title: job.title,
+            ..ChartOptions::default()
+        };
+        let png = render_png(&job.bars, &job.series, &opts)
+            .map_err(|e| StepError::fatal(e.to_string()))?;
+        let timeframe = job.timeframe.as_str().to_string();
+        let key = format!(
+            "charts/{}/{}/{}.png",
+            s.strategy_id, ctx.execution_name, timeframe
+        );
+        let bytes = png.len();
+        blobs.put(&key, png, "image/png").await.map_err(transient)?;
+        tracing::info!(key = %key, bytes, bars = job.bars.len(), "chart stored");
+        charts.push(ChartRef {
             timeframe,
             key,
             bytes,
             width: opts.width,
             height: opts.height,
-        }],
+        });
+    }
+    Ok(RenderChartsOutput {
+        bucket: blobs.bucket().to_string(),
+        charts,
+        notes,
     })
 }
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    tradeflow_charts::fonts::init()?;
     serve(Step::RenderCharts, handle).await
 }

@@ -13,7 +13,7 @@ use tradeflow_core::indicators::IndicatorSeries;
 use tradeflow_core::market::Bar;
 
 pub use axis::month_ticks;
-pub use plan::{ChartJob, chart_jobs, chart_title, weekly_series};
+pub use plan::{ChartJob, chart_jobs, chart_title, compute_available};
 pub use render::panel_layout;
 
 #[derive(Debug, Error)]

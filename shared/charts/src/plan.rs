@@ -29,26 +29,26 @@ pub fn chart_title(symbol: &str, timeframe: Timeframe, bars: &[Bar]) -> String {
     }
 }
 
-/// Computes `specs` on weekly bars, skipping indicators that need more bars than
-/// there are (fewer weeks than days is expected); each skip is returned as a note.
+/// Computes `specs` on `bars`, skipping indicators that need more bars than there
+/// are (a weekly chart has a fifth of the daily bars); each skip is returned as a note.
 ///
 /// # Errors
 /// An invalid spec (anything but too few bars).
-pub fn weekly_series(
+pub fn compute_available(
     specs: &[IndicatorSpec],
-    weekly: &[Bar],
+    bars: &[Bar],
 ) -> Result<(Vec<IndicatorSeries>, Vec<String>), IndicatorError> {
     let mut series = Vec::new();
     let mut notes = Vec::new();
     for spec in specs {
-        match compute(spec, weekly) {
+        match compute(spec, bars) {
             Ok(s) => series.extend(s),
             Err(IndicatorError::NotEnoughBars {
                 indicator,
                 needed,
                 got,
             }) => notes.push(format!(
-                "weekly chart: {indicator} skipped, needs {needed} weekly bars, got {got}"
+                "{indicator} skipped, needs {needed} bars, got {got}"
             )),
             Err(e) => return Err(e),
         }
@@ -78,8 +78,8 @@ pub fn chart_jobs(
         series,
     });
     if let Some(weekly) = weekly {
-        let (series, skipped) = weekly_series(&strategy.indicators, &weekly)?;
-        notes.extend(skipped);
+        let (series, skipped) = compute_available(&strategy.indicators, &weekly)?;
+        notes.extend(skipped.into_iter().map(|n| format!("weekly chart: {n}")));
         jobs.push(ChartJob {
             timeframe: Timeframe::Weekly,
             title: chart_title(&strategy.symbol, Timeframe::Weekly, &weekly),

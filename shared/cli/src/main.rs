@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod chart;
 mod demo;
 mod indicators;
 mod signal;
@@ -15,6 +16,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Renders the chart (candles, volume, default indicators) for an OHLCV CSV to a PNG.
+    Chart(chart::ChartArgs),
     /// Seeds the example strategy, runs one execution on the local stack and prints its lineage.
     Demo(demo::DemoArgs),
     /// Computes indicators over an OHLCV CSV and prints every series.
@@ -28,6 +31,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Chart(args) => chart::run(args),
         Command::Demo(args) => demo::run(args).await,
         Command::Indicators(args) => indicators::run(args),
         Command::ParseSignal(args) => signal::parse_signal(args),

@@ -62,6 +62,9 @@ pub struct ChartRef {
 pub struct RenderChartsOutput {
     pub bucket: String,
     pub charts: Vec<ChartRef>,
+    /// What was left off a chart and why, e.g. an indicator needing more weekly bars.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
