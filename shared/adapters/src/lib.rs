@@ -11,6 +11,7 @@ pub mod llm;
 pub mod market;
 pub mod orders;
 pub mod prompt_store;
+pub mod schedules;
 pub mod step;
 pub mod store;
 pub mod telemetry;
