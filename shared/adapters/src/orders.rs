@@ -631,7 +631,8 @@ pub async fn poll_order<B: Broker>(
             tracing::info!(order_id, "order not listed at the broker yet");
             return Ok(order);
         };
-        let changed = order.observe(&report, now);
+        let before = order.clone();
+        order.observe(&report, now);
         match order.unapplied_fill(&report, now) {
             Some(fill) => {
                 let current = book
@@ -648,7 +649,7 @@ pub async fn poll_order<B: Broker>(
                     .await
                     .map_err(StepError::from)?;
             }
-            None if changed || order.version == 0 || order.broker_order_id.is_some() => {
+            None if order != before => {
                 book.save(&mut order).await.map_err(store_error)?;
             }
             None => {}
