@@ -249,7 +249,7 @@ impl App {
             h.insert(header::LOCATION, v);
         }
         if let Ok(v) = HeaderValue::from_str(&format!(
-            "{COOKIE}={key}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200"
+            "{COOKIE}={key}; Path=/; HttpOnly; SameSite=Lax; Max-Age=43200"
         )) {
             h.insert(header::SET_COOKIE, v);
         }

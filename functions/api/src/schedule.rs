@@ -3,7 +3,7 @@
 //! always in UTC (EventBridge rules have no time zone). The next run is computed
 //! with croner in Quartz weekday mode, which numbers days like AWS (1 = SUN).
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, Timelike, Utc};
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 
@@ -67,6 +67,8 @@ impl ScheduleExpr {
     /// The first run strictly after `after`. For `rate`, EventBridge counts from the
     /// moment the rule is created, so this is `after + interval`.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        // Schedules tick on whole minutes; croner would carry sub-seconds through.
+        let after = after.with_nanosecond(0)?;
         match self {
             Self::Cron(c) => c.find_next_occurrence(&after, false).ok(),
             Self::Rate(d) => Some(after + *d),

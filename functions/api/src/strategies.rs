@@ -27,7 +27,7 @@ pub fn view(app: &App, s: &Strategy, now: DateTime<Utc>) -> Value {
         .ok()
         .filter(|_| s.active)
         .and_then(|e| e.next_after(now))
-        .map(|t| t.to_rfc3339());
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     if let Some(o) = v.as_object_mut() {
         o.insert(
             "rule_name".into(),
