@@ -407,15 +407,16 @@ fn draw_overlays<'a, 'b: 'a>(
                 draw_bollinger(chart, &band, n)?;
                 done.extend(band.iter().map(|b| b.name.as_str()));
             }
+            // The direction series (+1/-1, `supertrend_direction_*`, usually hidden)
+            // only colours the line.
+            "supertrend" if s.name.contains("_dir") => {}
             "supertrend" => {
-                let value_name = s.name.replacen("supertrend_dir_", "supertrend_", 1);
-                let dir_name = value_name.replacen("supertrend_", "supertrend_dir_", 1);
-                let value = overlays.iter().find(|o| o.name == value_name);
-                let dir = all.iter().find(|o| o.name == dir_name);
-                if let Some(value) = value {
-                    draw_supertrend(chart, value, dir, n)?;
-                    done.push(&value.name);
-                }
+                let dir = all.iter().find(|o| {
+                    o.indicator == "supertrend"
+                        && o.name.contains("_dir")
+                        && params(&o.name) == params(&s.name)
+                });
+                draw_supertrend(chart, s, dir, n)?;
                 done.push(&s.name);
             }
             _ => {

@@ -179,3 +179,28 @@ fn series_longer_than_the_bars_are_cut_not_an_error() {
 
     assert!(png.is_ok());
 }
+
+#[test]
+fn catalogue_defaults_draw_every_panel_and_both_supertrend_colours() {
+    let bars = support::bars(500);
+    let series = tradeflow_core::indicators::compute_all(
+        &tradeflow_core::indicators::IndicatorSpec::defaults(),
+        &bars,
+    )
+    .unwrap();
+
+    let (png, img) = render(&series, 1600, 900);
+
+    if let Ok(path) = std::env::var("CHART_CATALOGUE_OUT") {
+        std::fs::write(path, &png).unwrap();
+    }
+    let layout = panel_layout(900, &series);
+    let names: Vec<&str> = layout.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["price", "rsi", "macd", "atr"]);
+    let price = rows(&layout, "price");
+    assert!(img.count(price.clone(), TREND_UP) > 200);
+    assert!(img.count(price, TREND_DOWN) > 200);
+    for (name, r) in &layout {
+        assert!(img.ink(r.clone()) > 0.03, "{name} panel is nearly empty");
+    }
+}

@@ -138,6 +138,11 @@ pub fn all_series(bars: &[Bar]) -> Vec<IndicatorSeries> {
         series("macd_hist_12_26_9", "macd", Panel::Own, hist),
         series("atr_14", "atr", Panel::Own, atr),
         series("supertrend_10_3", "supertrend", Panel::Price, st),
-        series("supertrend_dir_10_3", "supertrend", Panel::Own, dir),
+        series(
+            "supertrend_direction_10_3",
+            "supertrend",
+            Panel::Hidden,
+            dir,
+        ),
     ]
 }
