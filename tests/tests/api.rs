@@ -64,18 +64,49 @@ async fn every_route_refuses_requests_without_the_api_key() {
         let m: Method = method.parse().unwrap();
         let url = api.url(path);
         let none = api.http.request(m.clone(), &url).send().await.unwrap();
-        let wrong = api.http.request(m.clone(), &url).header("x-api-key", "not-the-key").send().await.unwrap();
-        let bearer = api.http.request(m.clone(), &url).bearer_auth("not-the-key").send().await.unwrap();
-        let cookie_post = api.http.request(m.clone(), &url).header("cookie", format!("tf_key={}", api.key));
+        let wrong = api
+            .http
+            .request(m.clone(), &url)
+            .header("x-api-key", "not-the-key")
+            .send()
+            .await
+            .unwrap();
+        let bearer = api
+            .http
+            .request(m.clone(), &url)
+            .bearer_auth("not-the-key")
+            .send()
+            .await
+            .unwrap();
+        let cookie_post = api
+            .http
+            .request(m.clone(), &url)
+            .header("cookie", format!("tf_key={}", api.key));
         let cookie_post = cookie_post.send().await.unwrap();
 
-        assert_eq!(none.status(), StatusCode::UNAUTHORIZED, "{method} {path} without a key");
+        assert_eq!(
+            none.status(),
+            StatusCode::UNAUTHORIZED,
+            "{method} {path} without a key"
+        );
         assert!(none.headers().contains_key("www-authenticate"));
-        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED, "{method} {path} with a wrong key");
-        assert_eq!(bearer.status(), StatusCode::UNAUTHORIZED, "{method} {path} with a wrong bearer");
+        assert_eq!(
+            wrong.status(),
+            StatusCode::UNAUTHORIZED,
+            "{method} {path} with a wrong key"
+        );
+        assert_eq!(
+            bearer.status(),
+            StatusCode::UNAUTHORIZED,
+            "{method} {path} with a wrong bearer"
+        );
         if *method != "GET" {
             // The viewer's cookie never authorises a write.
-            assert_eq!(cookie_post.status(), StatusCode::UNAUTHORIZED, "{method} {path} with the cookie");
+            assert_eq!(
+                cookie_post.status(),
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with the cookie"
+            );
         }
     }
     let (ok, _) = api.get("indicators").await;
@@ -93,14 +124,33 @@ async fn a_strategy_lives_through_create_update_activation_and_delete_with_its_r
     assert_eq!(body["strategy_id"], id);
     assert_eq!(body["schedule_timezone"], "UTC");
     let next = chrono::DateTime::parse_from_rfc3339(body["next_run"].as_str().unwrap()).unwrap();
-    assert!(next > chrono::Utc::now() && next.format("%H:%M").to_string() == "14:30", "{next}");
-    let r = stack.events.describe_rule().name(&rule).send().await.unwrap();
+    assert!(
+        next > chrono::Utc::now() && next.format("%H:%M").to_string() == "14:30",
+        "{next}"
+    );
+    let r = stack
+        .events
+        .describe_rule()
+        .name(&rule)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.schedule_expression(), Some("cron(30 14 ? * MON-FRI *)"));
     assert_eq!(r.state().map(|s| s.as_str()), Some("ENABLED"));
-    let targets = stack.events.list_targets_by_rule().rule(&rule).send().await.unwrap();
+    let targets = stack
+        .events
+        .list_targets_by_rule()
+        .rule(&rule)
+        .send()
+        .await
+        .unwrap();
     let t = &targets.targets()[0];
     assert_eq!(t.arn(), stack.state_machine_arn);
-    assert_eq!(t.input(), None, "no constant Input: load_strategy reads the Scheduled Event");
+    assert_eq!(
+        t.input(),
+        None,
+        "no constant Input: load_strategy reads the Scheduled Event"
+    );
 
     let (status, got) = api.get(&format!("strategies/{id}")).await;
     assert_eq!(status, StatusCode::OK);
@@ -113,24 +163,64 @@ async fn a_strategy_lives_through_create_update_activation_and_delete_with_its_r
     let (status, updated) = api.put(&format!("strategies/{id}"), &changed).await;
     assert_eq!(status, StatusCode::OK, "{updated}");
     assert_eq!(updated["name"], "renamed");
-    let r = stack.events.describe_rule().name(&rule).send().await.unwrap();
+    let r = stack
+        .events
+        .describe_rule()
+        .name(&rule)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.schedule_expression(), Some("rate(15 minutes)"));
 
-    let (status, off) = api.post(&format!("strategies/{id}/deactivate"), &json!({})).await;
+    let (status, off) = api
+        .post(&format!("strategies/{id}/deactivate"), &json!({}))
+        .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!((off["active"].clone(), off["next_run"].clone()), (json!(false), Value::Null));
-    let r = stack.events.describe_rule().name(&rule).send().await.unwrap();
+    assert_eq!(
+        (off["active"].clone(), off["next_run"].clone()),
+        (json!(false), Value::Null)
+    );
+    let r = stack
+        .events
+        .describe_rule()
+        .name(&rule)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.state().map(|s| s.as_str()), Some("DISABLED"));
-    let (_, on) = api.post(&format!("strategies/{id}/activate"), &json!({})).await;
+    let (_, on) = api
+        .post(&format!("strategies/{id}/activate"), &json!({}))
+        .await;
     assert_eq!(on["active"], true);
-    let r = stack.events.describe_rule().name(&rule).send().await.unwrap();
+    let r = stack
+        .events
+        .describe_rule()
+        .name(&rule)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.state().map(|s| s.as_str()), Some("ENABLED"));
 
     let (status, _) = api.delete(&format!("strategies/{id}")).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(stack.events.describe_rule().name(&rule).send().await.is_err(), "rule still there");
-    assert_eq!(api.get(&format!("strategies/{id}")).await.0, StatusCode::NOT_FOUND);
-    assert_eq!(api.delete(&format!("strategies/{id}")).await.0, StatusCode::NOT_FOUND);
+    assert!(
+        stack
+            .events
+            .describe_rule()
+            .name(&rule)
+            .send()
+            .await
+            .is_err(),
+        "rule still there"
+    );
+    assert_eq!(
+        api.get(&format!("strategies/{id}")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.delete(&format!("strategies/{id}")).await.0,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -143,18 +233,72 @@ async fn bad_input_is_refused_with_a_400_naming_the_field() {
         b
     };
     let cases: Vec<(&str, Value, &str)> = vec![
-        ("missing conid", with(&|b| { b.as_object_mut().unwrap().remove("conid"); }), "conid"),
-        ("missing name", with(&|b| { b.as_object_mut().unwrap().remove("name"); }), "name"),
-        ("missing capital", with(&|b| { b["risk"].as_object_mut().unwrap().remove("capital"); }), "risk.capital"),
-        ("negative risk", with(&|b| b["risk"]["risk_per_trade"] = json!("-0.01")), "risk.risk_per_trade"),
-        ("negative capital", with(&|b| b["risk"]["capital"] = json!("-5")), "risk.capital"),
-        ("bad cron", with(&|b| b["schedule"] = json!("cron(30 14 * * MON-FRI)")), "schedule"),
-        ("both days", with(&|b| b["schedule"] = json!("cron(30 14 1 * MON *)")), "schedule"),
-        ("unix cron", with(&|b| b["schedule"] = json!("30 14 * * 1-5")), "schedule"),
-        ("unknown conid", with(&|b| b["conid"] = json!(999_999_999)), "conid"),
-        ("bad id", with(&|b| b["strategy_id"] = json!("no spaces!")), "strategy_id"),
-        ("bad indicator", with(&|b| b["indicators"] = json!([{"kind": "macd", "fast": 30, "slow": 10}])), "indicators[0]"),
-        ("unknown indicator", with(&|b| b["indicators"] = json!([{"kind": "ichimoku"}])), "indicators[0]"),
+        (
+            "missing conid",
+            with(&|b| {
+                b.as_object_mut().unwrap().remove("conid");
+            }),
+            "conid",
+        ),
+        (
+            "missing name",
+            with(&|b| {
+                b.as_object_mut().unwrap().remove("name");
+            }),
+            "name",
+        ),
+        (
+            "missing capital",
+            with(&|b| {
+                b["risk"].as_object_mut().unwrap().remove("capital");
+            }),
+            "risk.capital",
+        ),
+        (
+            "negative risk",
+            with(&|b| b["risk"]["risk_per_trade"] = json!("-0.01")),
+            "risk.risk_per_trade",
+        ),
+        (
+            "negative capital",
+            with(&|b| b["risk"]["capital"] = json!("-5")),
+            "risk.capital",
+        ),
+        (
+            "bad cron",
+            with(&|b| b["schedule"] = json!("cron(30 14 * * MON-FRI)")),
+            "schedule",
+        ),
+        (
+            "both days",
+            with(&|b| b["schedule"] = json!("cron(30 14 1 * MON *)")),
+            "schedule",
+        ),
+        (
+            "unix cron",
+            with(&|b| b["schedule"] = json!("30 14 * * 1-5")),
+            "schedule",
+        ),
+        (
+            "unknown conid",
+            with(&|b| b["conid"] = json!(999_999_999)),
+            "conid",
+        ),
+        (
+            "bad id",
+            with(&|b| b["strategy_id"] = json!("no spaces!")),
+            "strategy_id",
+        ),
+        (
+            "bad indicator",
+            with(&|b| b["indicators"] = json!([{"kind": "macd", "fast": 30, "slow": 10}])),
+            "indicators[0]",
+        ),
+        (
+            "unknown indicator",
+            with(&|b| b["indicators"] = json!([{"kind": "ichimoku"}])),
+            "indicators[0]",
+        ),
         ("wrong type", with(&|b| b["bars"] = json!("many")), "bars"),
     ];
 
@@ -162,20 +306,49 @@ async fn bad_input_is_refused_with_a_400_naming_the_field() {
         let (status, err) = api.post("strategies", &body).await;
 
         assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {err}");
-        assert!(field(&err).starts_with(expected), "{what}: field {} in {err}", field(&err));
-        assert!(!err["message"].as_str().unwrap_or_default().is_empty(), "{what}");
+        assert!(
+            field(&err).starts_with(expected),
+            "{what}: field {} in {err}",
+            field(&err)
+        );
+        assert!(
+            !err["message"].as_str().unwrap_or_default().is_empty(),
+            "{what}"
+        );
     }
 
-    let raw = api.http.post(api.url("strategies")).header("x-api-key", &api.key).body("{not json").send().await.unwrap();
+    let raw = api
+        .http
+        .post(api.url("strategies"))
+        .header("x-api-key", &api.key)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(raw.status(), StatusCode::BAD_REQUEST);
     assert_eq!(raw.json::<Value>().await.unwrap()["field"], "body");
-    assert_eq!(api.get(&format!("strategies/{id}")).await.0, StatusCode::NOT_FOUND, "nothing was stored");
+    assert_eq!(
+        api.get(&format!("strategies/{id}")).await.0,
+        StatusCode::NOT_FOUND,
+        "nothing was stored"
+    );
 
-    assert_eq!(api.post("strategies", &strategy_body(&id)).await.0, StatusCode::CREATED);
+    assert_eq!(
+        api.post("strategies", &strategy_body(&id)).await.0,
+        StatusCode::CREATED
+    );
     let (dup, err) = api.post("strategies", &strategy_body(&id)).await;
     assert_eq!(dup, StatusCode::CONFLICT, "{err}");
-    let (status, err) = api.put(&format!("strategies/{id}"), &json!({"strategy_id": "other"})).await;
-    assert_eq!((status, field(&err)), (StatusCode::BAD_REQUEST, "strategy_id"));
+    let (status, err) = api
+        .put(
+            &format!("strategies/{id}"),
+            &json!({"strategy_id": "other"}),
+        )
+        .await;
+    assert_eq!(
+        (status, field(&err)),
+        (StatusCode::BAD_REQUEST, "strategy_id")
+    );
     let mut bad_update = strategy_body(&id);
     bad_update["schedule"] = json!("rate(0 minutes)");
     let (status, err) = api.put(&format!("strategies/{id}"), &bad_update).await;
@@ -194,7 +367,11 @@ async fn bad_input_is_refused_with_a_400_naming_the_field() {
         ("portfolio?points=1", "points"),
     ] {
         let (status, err) = api.get(path).await;
-        assert_eq!((status, field(&err)), (StatusCode::BAD_REQUEST, expected), "{path}: {err}");
+        assert_eq!(
+            (status, field(&err)),
+            (StatusCode::BAD_REQUEST, expected),
+            "{path}: {err}"
+        );
     }
     let (status, _) = api.get("no/such/route").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -208,7 +385,10 @@ async fn lists_page_through_every_item_with_an_opaque_next_token() {
     let prefix = unique("api-page");
     let ids: Vec<String> = (0..3).map(|i| format!("{prefix}-{i}")).collect();
     for id in &ids {
-        assert_eq!(api.post("strategies", &strategy_body(id)).await.0, StatusCode::CREATED);
+        assert_eq!(
+            api.post("strategies", &strategy_body(id)).await.0,
+            StatusCode::CREATED
+        );
     }
 
     let mut seen = Vec::new();
@@ -223,7 +403,11 @@ async fn lists_page_through_every_item_with_an_opaque_next_token() {
         assert_eq!(status, StatusCode::OK, "{page}");
         let items = page["items"].as_array().unwrap();
         assert!(items.len() <= 2);
-        seen.extend(items.iter().map(|s| s["strategy_id"].as_str().unwrap().to_string()));
+        seen.extend(
+            items
+                .iter()
+                .map(|s| s["strategy_id"].as_str().unwrap().to_string()),
+        );
         pages += 1;
         next = page["next"].as_str().map(String::from);
         if next.is_none() || pages > 1000 {
@@ -232,7 +416,11 @@ async fn lists_page_through_every_item_with_an_opaque_next_token() {
     }
 
     for id in &ids {
-        assert_eq!(seen.iter().filter(|s| *s == id).count(), 1, "{id} seen once across {pages} pages");
+        assert_eq!(
+            seen.iter().filter(|s| *s == id).count(),
+            1,
+            "{id} seen once across {pages} pages"
+        );
     }
     assert!(pages >= 2);
     for id in &ids {
@@ -244,19 +432,28 @@ async fn lists_page_through_every_item_with_an_opaque_next_token() {
 async fn run_now_starts_an_execution_whose_lineage_the_api_serves() {
     let (api, stack) = (Api::from_env(), Stack::connect().await.unwrap());
     let id = unique("api-run");
-    assert_eq!(api.post("strategies", &strategy_body(&id)).await.0, StatusCode::CREATED);
+    assert_eq!(
+        api.post("strategies", &strategy_body(&id)).await.0,
+        StatusCode::CREATED
+    );
 
     let (status, run) = api.post(&format!("strategies/{id}/run"), &json!({})).await;
 
     assert_eq!(status, StatusCode::ACCEPTED, "{run}");
     let name = run["execution_id"].as_str().unwrap().to_string();
     assert!(name.starts_with(&format!("{id}-manual-")), "{name}");
-    let done = workflow::wait(&stack.sfn, run["execution_arn"].as_str().unwrap(), Duration::from_secs(600))
-        .await
-        .unwrap();
+    let done = workflow::wait(
+        &stack.sfn,
+        run["execution_arn"].as_str().unwrap(),
+        Duration::from_secs(600),
+    )
+    .await
+    .unwrap();
     assert_eq!(done.status, "SUCCEEDED", "{:?}", done.cause);
 
-    let (_, list) = api.get(&format!("strategies/{id}/executions?limit=5")).await;
+    let (_, list) = api
+        .get(&format!("strategies/{id}/executions?limit=5"))
+        .await;
     assert_eq!(list["items"][0]["execution_id"], name.as_str());
     assert_eq!(list["items"][0]["status"], "SUCCEEDED");
     let (_, one) = api.get(&format!("executions/{name}")).await;
@@ -264,29 +461,73 @@ async fn run_now_starts_an_execution_whose_lineage_the_api_serves() {
 
     let (status, lineage) = api.get(&format!("lineage/execution/{name}")).await;
     assert_eq!(status, StatusCode::OK);
-    let steps: Vec<&str> = lineage["steps"].as_array().unwrap().iter().map(|s| s["step_name"].as_str().unwrap()).collect();
-    for expected in ["load_strategy", "fetch_market_data", "render_charts", "parse_signal", "record_execution"] {
+    let steps: Vec<&str> = lineage["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step_name"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "load_strategy",
+        "fetch_market_data",
+        "render_charts",
+        "parse_signal",
+        "record_execution",
+    ] {
         assert!(steps.contains(&expected), "{expected} not in {steps:?}");
     }
-    let (_, step) = api.get(&format!("lineage/execution/{name}/step/parse_signal")).await;
-    assert!(step["records"][0]["output"]["signal"]["action"].is_string(), "{step}");
-    assert_eq!(api.get(&format!("lineage/execution/{name}/step/no_step")).await.0, StatusCode::NOT_FOUND);
-    assert_eq!(api.get("lineage/execution/no-such-execution").await.0, StatusCode::NOT_FOUND);
+    let (_, step) = api
+        .get(&format!("lineage/execution/{name}/step/parse_signal"))
+        .await;
+    assert!(
+        step["records"][0]["output"]["signal"]["action"].is_string(),
+        "{step}"
+    );
+    assert_eq!(
+        api.get(&format!("lineage/execution/{name}/step/no_step"))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.get("lineage/execution/no-such-execution").await.0,
+        StatusCode::NOT_FOUND
+    );
 
-    let (_, recent) = api.get(&format!("lineage/strategy/{id}/recent?limit=3")).await;
+    let (_, recent) = api
+        .get(&format!("lineage/strategy/{id}/recent?limit=3"))
+        .await;
     assert_eq!(recent["items"].as_array().unwrap().len(), 3);
     assert!(recent["next"].is_string(), "more records than one page");
-    assert!(recent["items"].as_array().unwrap().iter().all(|r| r["strategy_id"] == id.as_str()));
+    assert!(
+        recent["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["strategy_id"] == id.as_str())
+    );
 
-    let (_, stats) = api.get("lineage/step/load_strategy/statistics?days=1").await;
+    let (_, stats) = api
+        .get("lineage/step/load_strategy/statistics?days=1")
+        .await;
     assert!(stats["count"].as_u64().unwrap() >= 1, "{stats}");
     let rate = stats["success_rate"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&rate));
-    assert!(stats["p95_duration_ms"].as_u64().unwrap() >= stats["avg_duration_ms"].as_f64().unwrap() as u64 / 100);
+    assert!(
+        stats["p95_duration_ms"].as_u64().unwrap()
+            >= stats["avg_duration_ms"].as_f64().unwrap() as u64 / 100
+    );
     assert!(stats["common_errors"].is_array());
 
     let (_, all) = api.get("lineage/recent?limit=100").await;
-    assert!(all["items"].as_array().unwrap().iter().any(|e| e["execution_id"] == name.as_str()), "{name} not recent");
+    assert!(
+        all["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["execution_id"] == name.as_str()),
+        "{name} not recent"
+    );
 
     api.delete(&format!("strategies/{id}")).await;
 }
@@ -301,9 +542,19 @@ async fn reference_routes_serve_symbols_and_the_indicator_catalogue() {
 
     assert_eq!(found["items"][0]["record"]["conid"], 265598, "{found}");
     assert_eq!(missing["items"], json!([]));
-    let kinds: Vec<&str> = catalogue["items"].as_array().unwrap().iter().map(|i| i["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = catalogue["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds.len(), 10, "{kinds:?}");
-    let rsi = catalogue["items"].as_array().unwrap().iter().find(|i| i["kind"] == "rsi").unwrap();
+    let rsi = catalogue["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["kind"] == "rsi")
+        .unwrap();
     assert_eq!(rsi["params"], json!({"period": 14}));
 }
 
@@ -313,28 +564,58 @@ async fn prompt_templates_keep_versions_and_are_deleted_only_when_unused() {
     let tid = unique("api-prompt");
     let body = |text: &str| json!({"template_id": tid, "body": text, "description": "test"});
 
-    let (created, v1) = api.post("prompts", &body("Analyse {{ symbol }} on the {{ timeframe }} chart.")).await;
-    let (updated, v2) = api.put(&format!("prompts/{tid}"), &json!({"body": "Look at {{ symbol }} again."})).await;
+    let (created, v1) = api
+        .post(
+            "prompts",
+            &body("Analyse {{ symbol }} on the {{ timeframe }} chart."),
+        )
+        .await;
+    let (updated, v2) = api
+        .put(
+            &format!("prompts/{tid}"),
+            &json!({"body": "Look at {{ symbol }} again."}),
+        )
+        .await;
 
     assert_eq!(created, StatusCode::CREATED, "{v1}");
     assert_eq!(updated, StatusCode::CREATED, "{v2}");
-    assert_eq!((v1["template"]["version"].clone(), v2["template"]["version"].clone()), (json!(1), json!(2)));
+    assert_eq!(
+        (
+            v1["template"]["version"].clone(),
+            v2["template"]["version"].clone()
+        ),
+        (json!(1), json!(2))
+    );
     let (_, latest) = api.get(&format!("prompts/{tid}")).await;
     assert_eq!(latest["template"]["version"], 2);
     let (_, first) = api.get(&format!("prompts/{tid}/versions/1")).await;
-    assert!(first["template"]["body"].as_str().unwrap().starts_with("Analyse"));
+    assert!(
+        first["template"]["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("Analyse")
+    );
     let (_, versions) = api.get(&format!("prompts/{tid}/versions")).await;
     assert_eq!(versions["items"].as_array().unwrap().len(), 2);
-    assert_eq!(api.get(&format!("prompts/{tid}/versions/9")).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        api.get(&format!("prompts/{tid}/versions/9")).await.0,
+        StatusCode::NOT_FOUND
+    );
     let (_, builtin) = api.get("prompts/default-analysis").await;
     assert!(builtin["template"]["body"].is_string());
 
     let mut listed = false;
     let mut next: Option<String> = None;
     for _ in 0..100 {
-        let path = next.as_ref().map_or("prompts?limit=5".to_string(), |t| format!("prompts?limit=5&next={t}"));
+        let path = next.as_ref().map_or("prompts?limit=5".to_string(), |t| {
+            format!("prompts?limit=5&next={t}")
+        });
         let (_, page) = api.get(&path).await;
-        listed |= page["items"].as_array().unwrap().iter().any(|t| t["template_id"] == tid.as_str() && t["versions"] == 2);
+        listed |= page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["template_id"] == tid.as_str() && t["versions"] == 2);
         next = page["next"].as_str().map(String::from);
         if next.is_none() {
             break;
@@ -343,19 +624,36 @@ async fn prompt_templates_keep_versions_and_are_deleted_only_when_unused() {
     assert!(listed, "{tid} not listed with 2 versions");
 
     let (status, err) = api.post("prompts", &body("{{ unclosed")).await;
-    assert_eq!((status, field(&err)), (StatusCode::BAD_REQUEST, "body"), "{err}");
+    assert_eq!(
+        (status, field(&err)),
+        (StatusCode::BAD_REQUEST, "body"),
+        "{err}"
+    );
     let (status, err) = api.post("prompts", &json!({"body": "x"})).await;
-    assert_eq!((status, field(&err)), (StatusCode::BAD_REQUEST, "template_id"), "{err}");
+    assert_eq!(
+        (status, field(&err)),
+        (StatusCode::BAD_REQUEST, "template_id"),
+        "{err}"
+    );
 
     let sid = unique("api-prompt-user");
     let mut s = strategy_body(&sid);
     s["prompt_template"] = json!(format!("{tid}@1"));
     assert_eq!(api.post("strategies", &s).await.0, StatusCode::CREATED);
-    assert_eq!(api.delete(&format!("prompts/{tid}")).await.0, StatusCode::CONFLICT);
+    assert_eq!(
+        api.delete(&format!("prompts/{tid}")).await.0,
+        StatusCode::CONFLICT
+    );
     api.delete(&format!("strategies/{sid}")).await;
     let (status, deleted) = api.delete(&format!("prompts/{tid}")).await;
-    assert_eq!((status, deleted["versions"].clone()), (StatusCode::OK, json!(2)));
-    assert_eq!(api.get(&format!("prompts/{tid}")).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        (status, deleted["versions"].clone()),
+        (StatusCode::OK, json!(2))
+    );
+    assert_eq!(
+        api.get(&format!("prompts/{tid}")).await.0,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -385,7 +683,11 @@ async fn orders_positions_trades_portfolio_and_stats_read_their_tables() {
             .unwrap();
     }
     store
-        .put(&store.tables.positions, &json!({"strategy_id": sid, "conid": "265598", "symbol": "AAPL", "quantity": "10"}), None)
+        .put(
+            &store.tables.positions,
+            &json!({"strategy_id": sid, "conid": "265598", "symbol": "AAPL", "quantity": "10"}),
+            None,
+        )
         .await
         .unwrap();
     store
@@ -406,21 +708,34 @@ async fn orders_positions_trades_portfolio_and_stats_read_their_tables() {
     assert_eq!(trades["items"][0]["realized_pnl"], "42.5");
     let p = &portfolio["items"][0];
     assert_eq!(p["equity"], 100_090.0);
-    let curve: Vec<f64> = p["equity_curve"].as_array().unwrap().iter().map(|c| c["equity"].as_f64().unwrap()).collect();
+    let curve: Vec<f64> = p["equity_curve"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["equity"].as_f64().unwrap())
+        .collect();
     assert_eq!(curve, vec![100_000.0, 100_150.25, 100_090.0]);
-    assert!(stats["orders"]["by_status"]["FILLED"].as_u64().unwrap() >= 1, "{stats}");
+    assert!(
+        stats["orders"]["by_status"]["FILLED"].as_u64().unwrap() >= 1,
+        "{stats}"
+    );
     assert!(stats["trades"]["closed"].as_u64().unwrap() >= 1);
     for path in ["orders", "positions", "trades"] {
         let (status, all) = api.get(&format!("{path}?limit=1")).await;
         assert_eq!(status, StatusCode::OK);
         assert!(all["items"].as_array().unwrap().len() <= 1);
     }
-    assert_eq!(api.get("orders/no-such-order").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        api.get("orders/no-such-order").await.0,
+        StatusCode::NOT_FOUND
+    );
 
     let (status, _, orders_page) = api.page(&format!("viewer/orders?strategy_id={sid}")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(orders_page.contains(&order_id) && orders_page.contains("FILLED"));
-    let (status, _, portfolio_page) = api.page(&format!("viewer/portfolio?strategy_id={sid}")).await;
+    let (status, _, portfolio_page) = api
+        .page(&format!("viewer/portfolio?strategy_id={sid}"))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert!(portfolio_page.contains("<polyline"), "equity curve drawn");
 }
@@ -480,9 +795,19 @@ async fn an_llm_answer_with_script_and_html_is_rendered_inert() {
 
     assert_eq!(status, StatusCode::OK);
     assert!(!page.contains("<script"), "a script tag reached the page");
-    assert!(!page.contains("<b onmouseover") && !page.contains("<img src=x") && !page.contains("<i>model"));
+    assert!(
+        !page.contains("<b onmouseover")
+            && !page.contains("<img src=x")
+            && !page.contains("<i>model")
+    );
     assert!(!page.contains("<style>body"));
-    assert!(page.contains("&lt;script&gt;document.title="), "the answer is shown as text");
+    assert!(
+        page.contains("&lt;script&gt;document.title="),
+        "the answer is shown as text"
+    );
     assert!(page.contains("&lt;b onmouseover=alert(1)&gt;BUY&lt;"));
-    assert!(csp.contains("default-src 'none'"), "no script may run: {csp}");
+    assert!(
+        csp.contains("default-src 'none'"),
+        "no script may run: {csp}"
+    );
 }
