@@ -50,6 +50,20 @@ fn short(v: &Option<Value>, width: usize) -> String {
     }
 }
 
+/// The lineage viewer page of an execution on the local stack (the api function
+/// under `cargo lambda watch`), or at `TRADEFLOW_API_URL` when set.
+fn viewer_url(execution: &str) -> String {
+    let base = std::env::var("TRADEFLOW_API_URL").unwrap_or_else(|_| {
+        let watch = std::env::var("CARGO_LAMBDA_ENDPOINT")
+            .unwrap_or_else(|_| "http://127.0.0.1:9000".into());
+        format!("{watch}/lambda-url/api")
+    });
+    format!(
+        "{}/viewer/execution/{execution}",
+        base.trim_end_matches('/')
+    )
+}
+
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let deps = Deps::from_env()
         .await
@@ -120,6 +134,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             );
         }
     }
+    println!("\nviewer: {}", viewer_url(&name));
+    println!(
+        "        (first visit: append ?key=<API_KEY from localstack/env.sh>; it is kept in a cookie)"
+    );
     if done.status != "SUCCEEDED" {
         bail!(
             "execution ended {}: {}",
