@@ -188,7 +188,8 @@ def ensure_state_machine(sfn, res, role_arn, root):
     with open(os.path.join(root, sm["file"])) as f:
         definition = f.read()
     for fn in res["functions"]:
-        definition = definition.replace("${" + fn["asl_arn"] + "}", function_arn(fn["name"]))
+        if fn.get("asl_arn"):  # scheduled and HTTP functions are not in the workflow
+            definition = definition.replace("${" + fn["asl_arn"] + "}", function_arn(fn["name"]))
     if "${" in definition:
         i = definition.index("${")
         raise RuntimeError(f"unreplaced placeholder in {sm['file']}: {definition[i:i + 60]}")
