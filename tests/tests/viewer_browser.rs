@@ -45,9 +45,9 @@ impl Driver {
         let exe =
             which("chromedriver").expect("chromedriver not found: run tests/install-chromium.sh");
         let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
+            .expect("webdriver")
             .local_addr()
-            .unwrap()
+            .expect("webdriver")
             .port();
         let child = Command::new(exe)
             .arg(format!("--port={port}"))
@@ -83,7 +83,13 @@ impl Driver {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let v: Value = req.send().await.unwrap().json().await.unwrap();
+        let v: Value = req
+            .send()
+            .await
+            .expect("webdriver")
+            .json()
+            .await
+            .expect("webdriver");
         assert!(v["value"].get("error").is_none(), "webdriver {path}: {v}");
         v["value"].clone()
     }
@@ -98,7 +104,7 @@ impl Driver {
         let v = self
             .cmd(reqwest::Method::POST, "/session", Some(caps))
             .await;
-        v["sessionId"].as_str().unwrap().to_string()
+        v["sessionId"].as_str().expect("webdriver").to_string()
     }
 
     async fn script(&self, sid: &str, script: &str) -> Value {
