@@ -187,7 +187,8 @@ pub fn trade_stats(trades: &[Value]) -> Value {
         "wins": wins,
         "losses": pnls.iter().filter(|p| **p < 0.0).count(),
         "win_rate": (!pnls.is_empty()).then(|| wins as f64 / pnls.len() as f64),
-        "realized_pnl": pnls.iter().sum::<f64>(),
+        // An empty f64 sum is -0.0; adding 0.0 prints it as 0.
+        "realized_pnl": pnls.iter().sum::<f64>() + 0.0,
     })
 }
 
