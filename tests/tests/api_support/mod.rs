@@ -43,8 +43,16 @@ impl Api {
 
     /// Sends a request with the API key; returns the status and the JSON body
     /// (`Value::Null` when the body is not JSON).
-    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, self.url(path)).header("x-api-key", &self.key);
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .header("x-api-key", &self.key);
         if let Some(b) = body {
             req = req.json(b);
         }
