@@ -157,6 +157,9 @@ pub struct Fault {
     pub count: u32,
     #[serde(default)]
     pub delay_ms: u64,
+    /// `delay_after_order` only: applies to the order with this cOID alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coid: Option<String>,
 }
 
 fn one() -> u32 {

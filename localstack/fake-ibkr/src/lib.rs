@@ -255,9 +255,15 @@ async fn gate_inner(st: &AppState, path: &str, req: Request, next: Next) -> Resp
     let resp = next.run(req).await;
     let hold = {
         let mut gw = st.gw();
-        let placed = gw.orders.len() > orders_before;
+        let placed: Vec<Option<String>> = gw.orders[orders_before..]
+            .iter()
+            .map(|o| o.coid.clone())
+            .collect();
         let found = gw.faults.iter_mut().find(|f| {
-            placed
+            !placed.is_empty()
+                && f.coid
+                    .as_ref()
+                    .is_none_or(|c| placed.contains(&Some(c.clone())))
                 && f.count > 0
                 && f.kind == FaultKind::DelayAfterOrder
                 && path.starts_with(&f.path)
