@@ -1,0 +1,484 @@
+//! Orders on the local stack: a live (non-dry-run) strategy places, tracks and fills
+//! an order through the state machine against the fake IBKR gateway; a lost broker
+//! response makes Step Functions retry place_order without a second order; the
+//! position monitor exits a position whose stop the price crossed, once.
+//!
+//! The fake gateway is shared by everything on the stack, so each test works on its
+//! own strategy and, where it moves prices, on a contract the others do not use.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use rust_decimal::Decimal;
+use rust_decimal::prelude::FromPrimitive;
+use serde_json::{Value, json};
+use tradeflow_adapters::workflow::entered_states;
+use tradeflow_core::analyst::rules_answer;
+use tradeflow_core::indicators::{IndicatorSpec, compute_all};
+use tradeflow_core::market::Timeframe;
+use tradeflow_core::orders::{Order, OrderStatus, OrderStore, client_order_id};
+use tradeflow_core::portfolio::Position;
+use tradeflow_core::risk::{EntryRequest, size_entry};
+use tradeflow_core::signal::{Action, Signal, StructuredAnswer, from_structured};
+use tradeflow_core::strategy::Strategy;
+use tradeflow_core::synthetic::KNOWN_CONTRACTS;
+use tradeflow_integration_tests::{Stack, strategy, unique};
+
+const FAKE: &str = "http://127.0.0.1:5001/fake";
+
+/// The fake gateway's control endpoints.
+struct FakeIbkr(reqwest::Client);
+
+impl FakeIbkr {
+    fn new() -> Self {
+        Self(reqwest::Client::new())
+    }
+
+    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        let r = self
+            .0
+            .post(format!("{FAKE}{path}"))
+            .json(&body)
+            .send()
+            .await?;
+        let status = r.status();
+        let v: Value = r.json().await?;
+        if !status.is_success() {
+            bail!("fake {path}: {status} {v}");
+        }
+        Ok(v)
+    }
+
+    async fn price(
+        &self,
+        conid: i64,
+        price: Decimal,
+        liquidity: Option<Decimal>,
+    ) -> anyhow::Result<()> {
+        self.post(
+            "/price",
+            json!({"conid": conid, "price": price.to_string().parse::<f64>()?,
+                   "liquidity": liquidity.map(|l| l.to_string().parse::<f64>()).transpose()?}),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Broker orders whose cOID is `coid`.
+    async fn orders_with_ref(&self, coid: &str) -> anyhow::Result<Vec<Value>> {
+        let v: Value = self
+            .0
+            .get(format!("{FAKE}/orders"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(v["orders"]
+            .as_array()
+            .context("orders")?
+            .iter()
+            .filter(|o| o["coid"] == coid)
+            .cloned()
+            .collect())
+    }
+}
+
+/// A strategy setup that the rules analyst reads as BUY today, found the way the
+/// workflow computes it (same bars from the gateway, same indicators, same analyst).
+struct BuySetup {
+    conid: i64,
+    symbol: &'static str,
+    indicators: Vec<IndicatorSpec>,
+    signal: Signal,
+    close: Decimal,
+}
+
+async fn buy_setups(stack: &Stack) -> anyhow::Result<Vec<BuySetup>> {
+    let ibkr = stack.deps.ibkr()?;
+    let mut out = Vec::new();
+    for &(conid, symbol, _, _) in KNOWN_CONTRACTS {
+        let bars = ibkr.bars(conid, Timeframe::Daily, 500).await?;
+        let close = bars.last().context("no bars")?.close;
+        'periods: for sma in [20, 10, 50, 5, 100, 200] {
+            for rsi in [14, 30] {
+                let indicators = vec![
+                    IndicatorSpec::Sma { period: sma },
+                    IndicatorSpec::Rsi { period: rsi },
+                    IndicatorSpec::Atr { period: 14 },
+                ];
+                let latest = compute_all(&indicators, &bars)?
+                    .iter()
+                    .filter_map(|s| Some((s.name.clone(), s.latest()?)))
+                    .collect();
+                let answer: StructuredAnswer = serde_json::from_str(&rules_answer(close, &latest))?;
+                let signal = from_structured(&answer, close);
+                if signal.action == Action::Buy {
+                    out.push(BuySetup {
+                        conid,
+                        symbol,
+                        indicators,
+                        signal,
+                        close: Decimal::from_f64(close).context("close")?.round_dp(2),
+                    });
+                    break 'periods;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn live_strategy(id: &str, setup: &BuySetup) -> Strategy {
+    let mut s = strategy(id, setup.conid, setup.symbol);
+    s.dry_run = false;
+    s.indicators = setup.indicators.clone();
+    s.bars = 500;
+    s
+}
+
+/// The quantity place_order must size (the fake account's cash never binds here).
+fn expected_quantity(s: &Strategy, sig: &Signal) -> Decimal {
+    size_entry(
+        &s.risk,
+        &EntryRequest {
+            side: tradeflow_core::orders::Side::Buy,
+            entry: sig.entry,
+            stop: sig.stop,
+            confidence: sig.confidence,
+            available_cash: Decimal::from(1_000_000),
+            open_positions: 0,
+            realized_today: Decimal::ZERO,
+        },
+    )
+    .expect("a sizable BUY")
+    .quantity
+}
+
+async fn order_item(stack: &Stack, order_id: &str) -> Order {
+    stack
+        .deps
+        .order_book()
+        .get(order_id)
+        .await
+        .expect("order store")
+        .unwrap_or_else(|| panic!("no order item {order_id}"))
+}
+
+#[tokio::test]
+async fn a_live_order_is_placed_tracked_through_a_partial_fill_and_filled_via_the_state_machine() {
+    let stack = Stack::connect().await.unwrap();
+    let fake = FakeIbkr::new();
+    let setups = buy_setups(&stack).await.unwrap();
+    let setup = setups.first().expect("no contract reads as BUY today");
+    let id = unique("it-order");
+    let s = live_strategy(&id, setup);
+    stack.put_strategy(&s).await.unwrap();
+    let qty = expected_quantity(&s, &setup.signal);
+    // A sixth of the order per market tick: partial fills before the last one, even
+    // when other tests' requests tick the market between this execution's polls, and
+    // filled within ORDER_MAX_POLLS (10) when nothing else ticks it.
+    let sixth = (qty / Decimal::from(6)).ceil();
+    fake.price(setup.conid, setup.close, Some(sixth))
+        .await
+        .unwrap();
+    let name = format!("{id}-manual");
+
+    let done = stack.run(&name, &json!({"strategy_id": id})).await.unwrap();
+
+    assert_eq!(done.status, "SUCCEEDED", "cause: {:?}", done.cause);
+    let states = entered_states(&stack.sfn, &done.execution_arn)
+        .await
+        .unwrap();
+    for st in [
+        "place_order",
+        "wait_for_fill",
+        "check_order",
+        "update_portfolio",
+    ] {
+        assert!(states.iter().any(|x| x == st), "{st} not in {states:?}");
+    }
+    let coid = client_order_id(&name, "entry");
+    let order = order_item(&stack, &coid).await;
+    assert_eq!(order.status, OrderStatus::Filled, "{:?}", order.history);
+    assert_eq!(order.quantity, qty);
+    assert_eq!(order.filled_quantity, qty);
+    assert_eq!(order.limit_price, Some(setup.close));
+    assert_eq!(order.avg_fill_price, Some(setup.close));
+    assert_eq!(order.execution_id, name);
+    assert!(order.broker_order_id.is_some());
+    let statuses: Vec<OrderStatus> = order.history.iter().map(|h| h.status).collect();
+    assert_eq!(statuses.first(), Some(&OrderStatus::Submitting));
+    assert!(
+        statuses.contains(&OrderStatus::PartiallyFilled),
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.last(), Some(&OrderStatus::Filled));
+    let times: Vec<&str> = order.history.iter().map(|h| h.at.as_str()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    assert!(order.published_events.contains(&"OrderFilled".to_string()));
+
+    let at_broker = fake.orders_with_ref(&coid).await.unwrap();
+    assert_eq!(at_broker.len(), 1, "{at_broker:?}");
+    assert_eq!(at_broker[0]["status"], "Filled");
+
+    let p: Position = stack
+        .deps
+        .order_book()
+        .position(&id, setup.conid)
+        .await
+        .unwrap()
+        .expect("position");
+    assert_eq!(p.quantity, qty);
+    assert_eq!(p.avg_cost, setup.close);
+    assert_eq!(p.cost_basis, (qty * setup.close).round_dp(2));
+    assert_eq!((p.stop, p.target), (setup.signal.stop, setup.signal.target));
+    assert_eq!(
+        (p.position_id.as_str(), p.execution_id.as_str()),
+        (coid.as_str(), name.as_str())
+    );
+
+    let lineage = stack.lineage(&name).await.unwrap();
+    let polls = lineage
+        .iter()
+        .filter(|r| r.step_name == "check_order")
+        .count();
+    assert!(
+        polls >= 2,
+        "a partial fill takes at least two polls, got {polls}"
+    );
+    let snap = lineage
+        .iter()
+        .find(|r| r.step_name == "update_portfolio")
+        .and_then(|r| r.output.clone())
+        .unwrap();
+    assert_eq!(snap["positions"].as_array().unwrap().len(), 1, "{snap}");
+    assert_eq!(
+        snap["market_value"],
+        json!((qty * setup.close).round_dp(2).to_string())
+    );
+    assert_eq!(snap["unrealized_pnl"], json!("0.00"));
+    assert!(snap["cash"].is_string(), "{snap}");
+    let place = lineage
+        .iter()
+        .find(|r| r.step_name == "place_order")
+        .unwrap();
+    assert_eq!(place.output.as_ref().unwrap()["placed"], true);
+}
+
+#[tokio::test]
+async fn a_retry_after_the_broker_accepted_the_order_places_nothing_twice() {
+    let stack = Stack::connect().await.unwrap();
+    let fake = FakeIbkr::new();
+    let setups = buy_setups(&stack).await.unwrap();
+    // Another contract than the fill test when there is one: its fill model stays put.
+    let setup = setups
+        .get(1)
+        .or(setups.first())
+        .expect("no contract reads as BUY today");
+    let id = unique("it-retry");
+    let s = live_strategy(&id, setup);
+    stack.put_strategy(&s).await.unwrap();
+    fake.price(setup.conid, setup.close, None).await.unwrap();
+    let name = format!("{id}-manual");
+    let coid = client_order_id(&name, "entry");
+    // This order is registered, then its answer is held past the client's 15 s timeout.
+    fake.post(
+        "/faults",
+        json!({"path": "/iserver/", "kind": "delay_after_order", "count": 1, "delay_ms": 20000,
+               "coid": coid}),
+    )
+    .await
+    .unwrap();
+
+    let done = stack.run(&name, &json!({"strategy_id": id})).await.unwrap();
+
+    assert_eq!(done.status, "SUCCEEDED", "cause: {:?}", done.cause);
+    let at_broker = fake.orders_with_ref(&coid).await.unwrap();
+    assert_eq!(at_broker.len(), 1, "{at_broker:?}");
+    let items: Vec<Value> = stack
+        .deps
+        .store()
+        .query(
+            &stack.deps.config.tables.orders,
+            Some("by_strategy"),
+            "strategy_id",
+            &id,
+            false,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 1, "{items:?}");
+    let lineage = stack.lineage(&name).await.unwrap();
+    let place = lineage
+        .iter()
+        .find(|r| r.step_name == "place_order")
+        .unwrap();
+    assert!(place.attempts >= 2, "{:?}", place.previous_errors);
+    assert!(
+        place.previous_errors[0].contains("unreachable"),
+        "{:?}",
+        place.previous_errors
+    );
+    assert!(
+        place.output.as_ref().unwrap()["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("already placed")
+    );
+    let order = order_item(&stack, &coid).await;
+    assert!(
+        order
+            .history
+            .iter()
+            .any(|h| h.note.as_deref().unwrap_or("").contains("reconciled")),
+        "{:?}",
+        order.history
+    );
+    assert_eq!(order.status, OrderStatus::Filled, "{:?}", order.history);
+    assert_eq!(
+        order.broker_order_id.as_deref(),
+        at_broker[0]["order_id"]
+            .as_u64()
+            .map(|n| n.to_string())
+            .as_deref()
+    );
+}
+
+async fn invoke_monitor() -> anyhow::Result<Value> {
+    let base =
+        std::env::var("CARGO_LAMBDA_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:9000".into());
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{base}/2015-03-31/functions/position-monitor/invocations"
+        ))
+        .json(&json!({"source": "aws.events", "detail-type": "Scheduled Event"}))
+        .timeout(Duration::from_secs(120))
+        .send()
+        .await?;
+    let status = r.status();
+    let v: Value = r.json().await?;
+    if !status.is_success() {
+        bail!("position-monitor: {status} {v}");
+    }
+    Ok(v)
+}
+
+#[tokio::test]
+async fn the_monitor_exits_a_position_once_when_the_price_crosses_its_stop() {
+    let stack = Stack::connect().await.unwrap();
+    let fake = FakeIbkr::new();
+    // A contract the other tests do not trade: their positions are not moved.
+    let buys: Vec<i64> = buy_setups(&stack)
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.conid)
+        .take(2)
+        .collect();
+    let (conid, symbol, _, _) = *KNOWN_CONTRACTS
+        .iter()
+        .rev()
+        .find(|c| !buys.contains(&c.0))
+        .unwrap();
+    let id = unique("it-stop");
+    let book = stack.deps.order_book();
+    let now = chrono::Utc::now().to_rfc3339();
+    let entry = Decimal::from(100);
+    let mut p = Position {
+        strategy_id: id.clone(),
+        conid,
+        symbol: symbol.into(),
+        position_id: format!("{id}-entry"),
+        quantity: Decimal::from(10),
+        cost_basis: Decimal::from(1000),
+        avg_cost: entry,
+        open_commission: Decimal::ONE,
+        realized_pnl: Decimal::ZERO,
+        stop: Some(Decimal::from(95)),
+        target: Some(Decimal::from(120)),
+        execution_id: format!("{id}-manual"),
+        opened_at: now.clone(),
+        updated_at: now,
+        closed_at: None,
+        exit_order_id: None,
+        exit_attempts: 0,
+        version: 0,
+    };
+    book.save_position(&mut p).await.unwrap();
+    fake.price(conid, Decimal::new(9450, 2), None)
+        .await
+        .unwrap();
+
+    let first = invoke_monitor().await.unwrap();
+    let mut last = first.clone();
+    for _ in 0..3 {
+        let p = book.position(&id, conid).await.unwrap().unwrap();
+        if !p.is_open() {
+            break;
+        }
+        last = invoke_monitor().await.unwrap();
+    }
+    let again = invoke_monitor().await.unwrap();
+
+    let coid = client_order_id(&p.position_id, "exit-stop-1");
+    let mine = |v: &Value| {
+        v["positions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["position"]["strategy_id"] == id.as_str())
+            .cloned()
+    };
+    let report = mine(&first).expect("monitor saw the position");
+    assert_eq!(report["action"], "exit", "{report}");
+    assert_eq!(report["trigger"], "stop");
+    assert_eq!(report["order_id"], coid.as_str());
+    assert!(
+        mine(&again).is_none(),
+        "closed position checked again: {again}"
+    );
+    let at_broker = fake.orders_with_ref(&coid).await.unwrap();
+    assert_eq!(at_broker.len(), 1, "{at_broker:?}");
+    assert_eq!(at_broker[0]["side"], "SELL");
+    assert_eq!(at_broker[0]["order_type"], "MKT");
+    for attempt in 2..5 {
+        let other = client_order_id(&p.position_id, &format!("exit-stop-{attempt}"));
+        assert!(
+            fake.orders_with_ref(&other).await.unwrap().is_empty(),
+            "second exit {other}: {last}"
+        );
+    }
+    let closed = book.position(&id, conid).await.unwrap().unwrap();
+    assert!(!closed.is_open(), "{closed:?}");
+    assert!(closed.closed_at.is_some());
+    let exit = order_item(&stack, &coid).await;
+    assert_eq!(exit.status, OrderStatus::Filled);
+    assert_eq!(exit.purpose, "stop_exit");
+    assert!(
+        exit.published_events
+            .contains(&"PositionClosed".to_string()),
+        "{:?}",
+        exit.published_events
+    );
+    let trades = book.trades_of(&id).await.unwrap();
+    assert_eq!(trades.len(), 1, "{trades:?}");
+    let t = &trades[0];
+    // 10 sold at the fake's 94.50 against a 100.00 cost, 1.00 entry commission.
+    assert_eq!(
+        (t.quantity, t.exit_price),
+        (Decimal::from(10), Decimal::new(9450, 2))
+    );
+    assert_eq!(t.gross_pnl, Decimal::new(-5500, 2));
+    assert_eq!(t.realized_pnl, Decimal::new(-5600, 2));
+    assert_eq!(
+        (t.exit_purpose.as_str(), t.entry_order_id.as_str()),
+        ("stop_exit", p.position_id.as_str())
+    );
+    assert_eq!(closed.realized_pnl, t.realized_pnl);
+    let ibkr = stack.deps.ibkr().unwrap();
+    let last = ibkr.bars(conid, Timeframe::Daily, 1).await.unwrap()[0].close;
+    fake.price(conid, Decimal::from_f64(last).unwrap().round_dp(2), None)
+        .await
+        .unwrap();
+}
