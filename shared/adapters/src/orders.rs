@@ -204,7 +204,7 @@ impl OrderBook {
     }
 
     /// Every open position of every strategy (a scan: the table holds one item per
-    /// strategy and contract).
+    /// strategy and contract). Items that are not positions are skipped, logged.
     ///
     /// # Errors
     /// DynamoDB errors or a malformed item.
@@ -224,9 +224,12 @@ impl OrderBook {
                 .await
                 .map_err(|e| dynamo("scan", table, e))?;
             for item in page.items.unwrap_or_default() {
-                let p: Position = from_item(table, item)?;
-                if p.is_open() {
-                    out.push(p);
+                let key = (item.get("strategy_id").cloned(), item.get("conid").cloned());
+                // One item written by other code must not stop the monitoring of the rest.
+                match from_item::<Position>(table, item) {
+                    Ok(p) if p.is_open() => out.push(p),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, ?key, "position item skipped"),
                 }
             }
             match page.last_evaluated_key {
