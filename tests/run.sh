@@ -8,8 +8,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tradeflow/target}"
 export CARGO_TERM_COLOR=never
 step() { printf '\n==> %s (%s)\n' "$*" "$(date +%T)"; }
 
-step "install local tools (LocalStack, cargo-lambda)"
+step "install local tools (LocalStack, cargo-lambda, Chromium for the viewer test)"
 localstack/install.sh
+tests/install-chromium.sh
 
 step "cargo fmt --check"
 cargo fmt --all --check

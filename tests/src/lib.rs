@@ -29,7 +29,9 @@ impl Stack {
         if std::env::var("AWS_ENDPOINT_URL").is_err() {
             bail!("no local stack: run `localstack/up.sh && source localstack/env.sh` first");
         }
-        let deps = Deps::from_env().await.context("config from localstack/env.sh")?;
+        let deps = Deps::from_env()
+            .await
+            .context("config from localstack/env.sh")?;
         let sdk = aws_config::load_from_env().await;
         let state_machine_arn = deps
             .config

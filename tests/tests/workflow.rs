@@ -13,13 +13,18 @@ use tradeflow_integration_tests::{Stack, strategy, unique};
 async fn a_strategy_executes_end_to_end_through_the_state_machine() {
     let stack = Stack::connect().await.unwrap();
     let id = unique("it-e2e");
-    stack.put_strategy(&strategy(&id, 265598, "AAPL")).await.unwrap();
+    stack
+        .put_strategy(&strategy(&id, 265598, "AAPL"))
+        .await
+        .unwrap();
     let name = format!("{id}-manual");
 
     let done = stack.run(&name, &json!({"strategy_id": id})).await.unwrap();
 
     assert_eq!(done.status, "SUCCEEDED", "cause: {:?}", done.cause);
-    let states = entered_states(&stack.sfn, &done.execution_arn).await.unwrap();
+    let states = entered_states(&stack.sfn, &done.execution_arn)
+        .await
+        .unwrap();
     for expected in [
         "load_strategy",
         "fetch_market_data",
@@ -30,7 +35,10 @@ async fn a_strategy_executes_end_to_end_through_the_state_machine() {
         "update_portfolio",
         "record_execution",
     ] {
-        assert!(states.iter().any(|s| s == expected), "{expected} not in {states:?}");
+        assert!(
+            states.iter().any(|s| s == expected),
+            "{expected} not in {states:?}"
+        );
     }
     let lineage = stack.lineage(&name).await.unwrap();
     let task_states: Vec<&String> = states
@@ -42,11 +50,24 @@ async fn a_strategy_executes_end_to_end_through_the_state_machine() {
             .iter()
             .find(|r| &&r.step_name == state)
             .unwrap_or_else(|| panic!("no lineage for {state}"));
-        assert_eq!(rec.status, StepStatus::Succeeded, "{state}: {:?}", rec.error);
+        assert_eq!(
+            rec.status,
+            StepStatus::Succeeded,
+            "{state}: {:?}",
+            rec.error
+        );
         assert_eq!(rec.execution_id, name);
         assert_eq!(rec.strategy_id, id);
-        assert!(rec.input.as_ref().is_some_and(|v| v.as_object().is_some_and(|o| !o.is_empty())), "{state} input");
-        assert!(rec.output.as_ref().is_some_and(|v| !v.is_null()), "{state} output");
+        assert!(
+            rec.input
+                .as_ref()
+                .is_some_and(|v| v.as_object().is_some_and(|o| !o.is_empty())),
+            "{state} input"
+        );
+        assert!(
+            rec.output.as_ref().is_some_and(|v| !v.is_null()),
+            "{state} output"
+        );
         assert!(!rec.recorded_at.is_empty());
         assert_eq!(rec.attempts, 1);
     }
@@ -67,7 +88,10 @@ async fn a_strategy_executes_end_to_end_through_the_state_machine() {
     assert_eq!((width, height), (1600, 900));
 
     let execution = stack.deps.store().execution(&name).await.unwrap().unwrap();
-    assert_eq!(execution.status, tradeflow_core::execution::ExecutionStatus::Succeeded);
+    assert_eq!(
+        execution.status,
+        tradeflow_core::execution::ExecutionStatus::Succeeded
+    );
     assert!(execution.summary.unwrap()["signal"]["action"].is_string());
 }
 
@@ -75,25 +99,50 @@ async fn a_strategy_executes_end_to_end_through_the_state_machine() {
 async fn a_failing_step_ends_the_execution_with_its_error_in_lineage() {
     let stack = Stack::connect().await.unwrap();
     let id = unique("it-fail");
-    stack.put_strategy(&strategy(&id, 999_999_999, "NOPE")).await.unwrap();
+    stack
+        .put_strategy(&strategy(&id, 999_999_999, "NOPE"))
+        .await
+        .unwrap();
     let name = format!("{id}-manual");
 
     let done = stack.run(&name, &json!({"strategy_id": id})).await.unwrap();
 
     assert_eq!(done.status, "FAILED");
-    let states = entered_states(&stack.sfn, &done.execution_arn).await.unwrap();
+    let states = entered_states(&stack.sfn, &done.execution_arn)
+        .await
+        .unwrap();
     assert!(states.iter().any(|s| s == "record_failure"), "{states:?}");
     let lineage = stack.lineage(&name).await.unwrap();
-    let failed = lineage.iter().find(|r| r.step_name == "fetch_market_data").unwrap();
+    let failed = lineage
+        .iter()
+        .find(|r| r.step_name == "fetch_market_data")
+        .unwrap();
     assert_eq!(failed.status, StepStatus::Failed);
-    assert!(failed.error.as_deref().unwrap_or_default().contains("999999999"), "{:?}", failed.error);
+    assert!(
+        failed
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("999999999"),
+        "{:?}",
+        failed.error
+    );
     assert_eq!(failed.error_type.as_deref(), Some("Fatal"));
-    let recorder = lineage.iter().find(|r| r.step_name == "record_failure").unwrap();
+    let recorder = lineage
+        .iter()
+        .find(|r| r.step_name == "record_failure")
+        .unwrap();
     let err = &recorder.output.as_ref().unwrap()["execution_error"];
     assert_eq!(err["failed_step"], "fetch_market_data");
-    assert!(err["message"].as_str().unwrap().contains("999999999"), "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("999999999"),
+        "{err}"
+    );
     let execution = stack.deps.store().execution(&name).await.unwrap().unwrap();
-    assert_eq!(execution.status, tradeflow_core::execution::ExecutionStatus::Failed);
+    assert_eq!(
+        execution.status,
+        tradeflow_core::execution::ExecutionStatus::Failed
+    );
     assert_eq!(execution.error.unwrap()["failed_step"], "fetch_market_data");
 }
 
@@ -101,7 +150,10 @@ async fn a_failing_step_ends_the_execution_with_its_error_in_lineage() {
 async fn an_eventbridge_schedule_starts_the_workflow_and_a_redelivered_tick_is_skipped() {
     let stack = Stack::connect().await.unwrap();
     let id = unique("it-sched");
-    stack.put_strategy(&strategy(&id, 272093, "MSFT")).await.unwrap();
+    stack
+        .put_strategy(&strategy(&id, 272093, "MSFT"))
+        .await
+        .unwrap();
     let schedules = stack.schedules();
     let rule_arn = schedules.put(&id, "rate(1 minute)", true).await.unwrap();
 
@@ -112,28 +164,51 @@ async fn an_eventbridge_schedule_starts_the_workflow_and_a_redelivered_tick_is_s
         if let Some(f) = found {
             break f;
         }
-        assert!(Instant::now() < deadline, "no execution started by rule {rule_arn}");
+        assert!(
+            Instant::now() < deadline,
+            "no execution started by rule {rule_arn}"
+        );
         tokio::time::sleep(Duration::from_secs(3)).await;
     };
     schedules.delete(&id).await.unwrap();
-    let first = tradeflow_adapters::workflow::wait(&stack.sfn, &scheduled.0, Duration::from_secs(600))
-        .await
-        .unwrap();
+    let first =
+        tradeflow_adapters::workflow::wait(&stack.sfn, &scheduled.0, Duration::from_secs(600))
+            .await
+            .unwrap();
     assert_eq!(first.status, "SUCCEEDED", "{:?}", first.cause);
     let event: Value = serde_json::from_str(&scheduled.1).unwrap();
     assert_eq!(event["detail-type"], "Scheduled Event");
 
-    let again = stack.run(&format!("{id}-redelivered"), &event).await.unwrap();
+    let again = stack
+        .run(&format!("{id}-redelivered"), &event)
+        .await
+        .unwrap();
 
     assert_eq!(again.status, "SUCCEEDED");
-    let states = entered_states(&stack.sfn, &again.execution_arn).await.unwrap();
-    assert!(states.iter().any(|s| s == "duplicate_tick_skipped"), "{states:?}");
-    assert!(!states.iter().any(|s| s == "fetch_market_data"), "{states:?}");
+    let states = entered_states(&stack.sfn, &again.execution_arn)
+        .await
+        .unwrap();
+    assert!(
+        states.iter().any(|s| s == "duplicate_tick_skipped"),
+        "{states:?}"
+    );
+    assert!(
+        !states.iter().any(|s| s == "fetch_market_data"),
+        "{states:?}"
+    );
     let lineage = stack.lineage(&format!("{id}-redelivered")).await.unwrap();
-    let load = lineage.iter().find(|r| r.step_name == "load_strategy").unwrap();
+    let load = lineage
+        .iter()
+        .find(|r| r.step_name == "load_strategy")
+        .unwrap();
     let out = load.output.as_ref().unwrap();
     assert_eq!(out["skipped"], true);
-    assert!(out["skip_reason"].as_str().unwrap().contains("duplicate tick"));
+    assert!(
+        out["skip_reason"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate tick")
+    );
 }
 
 /// The (execution ARN, input) of an execution whose Scheduled Event names the rule.

@@ -18,7 +18,11 @@ pub enum ScheduleError {
     },
 }
 
-fn err<E: std::error::Error + Send + Sync + 'static>(op: &'static str, rule: &str, e: E) -> ScheduleError {
+fn err<E: std::error::Error + Send + Sync + 'static>(
+    op: &'static str,
+    rule: &str,
+    e: E,
+) -> ScheduleError {
     ScheduleError::Events {
         op,
         rule: rule.into(),
@@ -46,7 +50,12 @@ impl Schedules {
     ///
     /// # Errors
     /// The EventBridge error (e.g. an invalid schedule expression).
-    pub async fn put(&self, strategy_id: &str, expression: &str, enabled: bool) -> Result<String, ScheduleError> {
+    pub async fn put(
+        &self,
+        strategy_id: &str,
+        expression: &str,
+        enabled: bool,
+    ) -> Result<String, ScheduleError> {
         let name = rule_name(&self.prefix, strategy_id);
         let out = self
             .events
@@ -54,7 +63,11 @@ impl Schedules {
             .name(&name)
             .event_bus_name(&self.bus)
             .schedule_expression(expression)
-            .state(if enabled { RuleState::Enabled } else { RuleState::Disabled })
+            .state(if enabled {
+                RuleState::Enabled
+            } else {
+                RuleState::Disabled
+            })
             .description(format!("tradeflow schedule of strategy {strategy_id}"))
             .send()
             .await
@@ -117,7 +130,9 @@ impl Schedules {
             .send()
             .await;
         if let Err(e) = removed {
-            if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) {
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception())
+            {
                 return Ok(());
             }
             return Err(err("RemoveTargets", &name, e));

@@ -245,6 +245,33 @@ where
     result.map_err(StepFailure)
 }
 
+/// Runs a step function's Lambda loop: telemetry, dependencies once per cold start,
+/// then `run_step` per invocation.
+///
+/// # Errors
+/// Configuration errors at init, or the runtime's own errors.
+pub async fn serve<I, O, F, Fut>(step: Step, f: F) -> Result<(), lambda_runtime::Error>
+where
+    I: DeserializeOwned,
+    O: Serialize,
+    F: Fn(I, StepCtx, std::sync::Arc<Deps>) -> Fut + Clone,
+    Fut: Future<Output = Result<O, StepError>>,
+{
+    crate::telemetry::init();
+    let deps = std::sync::Arc::new(Deps::from_env().await?);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: LambdaEvent<Value>| {
+            let deps = deps.clone();
+            let f = f.clone();
+            async move {
+                let d = deps.clone();
+                run_step(step, &deps, event, move |input, ctx| f(input, ctx, d)).await
+            }
+        },
+    ))
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,31 +308,4 @@ mod tests {
         assert_eq!(d.error_type, "Fatal");
         assert_eq!(d.error_message, "unknown conid");
     }
-}
-
-/// Runs a step function's Lambda loop: telemetry, dependencies once per cold start,
-/// then `run_step` per invocation.
-///
-/// # Errors
-/// Configuration errors at init, or the runtime's own errors.
-pub async fn serve<I, O, F, Fut>(step: Step, f: F) -> Result<(), lambda_runtime::Error>
-where
-    I: DeserializeOwned,
-    O: Serialize,
-    F: Fn(I, StepCtx, std::sync::Arc<Deps>) -> Fut + Clone,
-    Fut: Future<Output = Result<O, StepError>>,
-{
-    crate::telemetry::init();
-    let deps = std::sync::Arc::new(Deps::from_env().await?);
-    lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: LambdaEvent<Value>| {
-            let deps = deps.clone();
-            let f = f.clone();
-            async move {
-                let d = deps.clone();
-                run_step(step, &deps, event, move |input, ctx| f(input, ctx, d)).await
-            }
-        },
-    ))
-    .await
 }

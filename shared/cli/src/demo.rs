@@ -105,8 +105,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let records = deps.lineage().for_execution(&name).await?;
     println!(
-        "{:<3} {:<20} {:<10} {:>8}  {}",
-        "#", "step", "status", "ms", "output"
+        "{:<3} {:<20} {:<10} {:>8}  output",
+        "#", "step", "status", "ms"
     );
     for r in &records {
         let status = serde_json::to_value(r.status)?;
