@@ -104,3 +104,132 @@ pub fn strategy(strategy_id: &str, conid: i64, symbol: &str) -> Strategy {
     }))
     .expect("valid strategy JSON")
 }
+
+/// The fake gateway's `/fake/*` control endpoints, found from `IBKR_BASE_URL` (the
+/// same gateway the Lambdas talk to, whichever port this stack gave it).
+#[derive(Clone)]
+pub struct FakeIbkr {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl FakeIbkr {
+    /// The control client of the gateway at `ibkr_base_url` (`http://host:port/v1/api`).
+    pub fn new(ibkr_base_url: &str) -> Self {
+        let root = ibkr_base_url
+            .trim_end_matches('/')
+            .trim_end_matches("/v1/api");
+        Self {
+            http: reqwest::Client::new(),
+            base: format!("{root}/fake"),
+        }
+    }
+
+    /// The control client of the stack's gateway.
+    pub fn of(stack: &Stack) -> Self {
+        Self::new(&stack.deps.config.ibkr_base_url)
+    }
+
+    /// Calls a control endpoint.
+    ///
+    /// # Errors
+    /// Transport errors or a non-2xx answer.
+    pub async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .with_context(|| format!("fake gateway {}{path}", self.base))?;
+        let status = r.status();
+        let v: Value = r.json().await?;
+        if !status.is_success() {
+            bail!("fake {path}: {status} {v}");
+        }
+        Ok(v)
+    }
+
+    /// Makes the next `count` requests whose path starts with `path` fail with `kind`
+    /// (`status500`, `status503`, `garbage`, `delay`).
+    ///
+    /// # Errors
+    /// See [`FakeIbkr::post`].
+    pub async fn fault(&self, path: &str, kind: &str, count: u32) -> anyhow::Result<Value> {
+        self.post(
+            "/faults",
+            serde_json::json!({"path": path, "kind": kind, "count": count}),
+        )
+        .await
+    }
+
+    /// Logs the gateway out (every `/v1/api` call answers 401) until the returned
+    /// guard is dropped, which logs it back in, also when the test panics.
+    ///
+    /// # Errors
+    /// See [`FakeIbkr::post`].
+    pub async fn logout(&self) -> anyhow::Result<LoginOnDrop> {
+        // The guard exists before the logout so that no path leaves it logged out.
+        let guard = LoginOnDrop {
+            url: format!("{}/login", self.base),
+        };
+        self.post("/logout", serde_json::json!({})).await?;
+        Ok(guard)
+    }
+}
+
+/// Logs the fake gateway back in when dropped (see [`FakeIbkr::logout`]).
+pub struct LoginOnDrop {
+    url: String,
+}
+
+impl LoginOnDrop {
+    /// A plain HTTP/1.0 POST over a std socket: `Drop` cannot await, and this also
+    /// runs while a panic unwinds inside the async runtime.
+    fn login(&self) -> anyhow::Result<()> {
+        use std::io::{Read, Write};
+        let url = reqwest::Url::parse(&self.url)?;
+        let host = url.host_str().context("fake gateway host")?;
+        let port = url.port_or_known_default().context("fake gateway port")?;
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))?
+            .next()
+            .context("fake gateway address")?;
+        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(
+            s,
+            "POST {} HTTP/1.0\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}",
+            url.path()
+        )?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer)?;
+        if !answer.starts_with("HTTP/1.0 200") && !answer.starts_with("HTTP/1.1 200") {
+            bail!(
+                "fake gateway login: {}",
+                answer.lines().next().unwrap_or("")
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Drop for LoginOnDrop {
+    fn drop(&mut self) {
+        if let Err(e) = self.login() {
+            // Nothing to return to from a drop; say it loudly for the next test's sake.
+            eprintln!(
+                "could not log the fake gateway back in at {}: {e:#}",
+                self.url
+            );
+        }
+    }
+}
+
+/// Serialises the tests of one test binary that change or depend on the fake
+/// gateway's global state (login, faults on a path). Test binaries run one after
+/// another, so a process-wide lock is enough.
+pub async fn gateway_lock() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
