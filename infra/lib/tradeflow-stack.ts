@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import {
+  CfnParameter,
   ArnFormat,
   Annotations,
   CfnOutput,
@@ -184,6 +185,17 @@ export class TradeflowStack extends Stack {
     for (const [k, v] of Object.entries(props.envOverrides ?? {})) {
       if (!(k in baseEnv)) throw new Error(`envOverrides: ${k} is not an env name in infra/resources.json`);
       baseEnv[k] = v;
+    }
+    // resources.json holds a local-only API key for the local stack; the deployed API key is a
+    // NoEcho deploy-time parameter (`cdk deploy --parameters ApiKey=...`), never the local value.
+    if ('API_KEY' in baseEnv) {
+      const apiKey = new CfnParameter(this, 'ApiKey', {
+        type: 'String',
+        noEcho: true,
+        minLength: 24,
+        description: 'Key clients send as Authorization: Bearer <key> or x-api-key to the tradeflow API',
+      });
+      baseEnv.API_KEY = apiKey.valueAsString;
     }
     const env: Record<string, string> = {
       ...baseEnv,

@@ -87,18 +87,26 @@ describe('TradeflowStack resources', () => {
   });
 
   it('gives every function exactly the env names of resources.json plus the deploy-only names', () => {
+    // A name may be both local (resources.json env) and deploy-only (e.g. EVENTS_ROLE_ARN): once.
     const expected = [
-      ...Object.keys(plainEnv(resources.env)),
-      ...resources.tables.map((t) => t.env),
-      resources.bucket.env,
-      resources.state_machine.env,
-      ...Object.values(DEPLOY_ENV),
+      ...new Set([
+        ...Object.keys(plainEnv(resources.env)),
+        ...resources.tables.map((t) => t.env),
+        resources.bucket.env,
+        resources.state_machine.env,
+        ...Object.values(DEPLOY_ENV),
+      ]),
     ].sort();
     for (const [, fn] of ofType(json, 'AWS::Lambda::Function')) {
       const vars = fn.Properties.Environment.Variables;
       assert.deepEqual(Object.keys(vars).sort(), expected, fn.Properties.FunctionName);
       for (const t of resources.tables) assert.equal(vars[t.env], t.name);
-      for (const [k, v] of Object.entries(plainEnv(resources.env))) assert.equal(vars[k], v);
+      for (const [k, v] of Object.entries(plainEnv(resources.env))) {
+        if (k === 'API_KEY' || k === DEPLOY_ENV.eventsRole) continue; // deploy-time values, below
+        assert.equal(vars[k], v);
+      }
+      // The local-only API key never ships: the deployed one is a NoEcho parameter.
+      if ('API_KEY' in vars) assert.deepEqual(vars.API_KEY, { Ref: 'ApiKey' });
       // Secrets never in env: only a parameter name and a secret ARN.
       assert.equal(vars[DEPLOY_ENV.ibkrParameter], '/tradeflow/ibkr-base-url');
       assert.ok(vars[DEPLOY_ENV.llmSecret].Ref, 'LLM secret is passed as its ARN');
