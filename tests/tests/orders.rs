@@ -24,20 +24,25 @@ use tradeflow_core::strategy::Strategy;
 use tradeflow_core::synthetic::KNOWN_CONTRACTS;
 use tradeflow_integration_tests::{Stack, strategy, unique};
 
-const FAKE: &str = "http://127.0.0.1:5001/fake";
-
 /// The fake gateway's control endpoints.
-struct FakeIbkr(reqwest::Client);
+struct FakeIbkr(reqwest::Client, String);
 
 impl FakeIbkr {
+    /// Follows `IBKR_BASE_URL`, so a stack on other ports controls its own gateway.
     fn new() -> Self {
-        Self(reqwest::Client::new())
+        let base = std::env::var("IBKR_BASE_URL")
+            .unwrap_or_else(|_| "http://127.0.0.1:5001/v1/api".into());
+        let fake = format!(
+            "{}/fake",
+            base.trim_end_matches('/').trim_end_matches("/v1/api")
+        );
+        Self(reqwest::Client::new(), fake)
     }
 
     async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
         let r = self
             .0
-            .post(format!("{FAKE}{path}"))
+            .post(format!("{}{path}", self.1))
             .json(&body)
             .send()
             .await?;
@@ -68,7 +73,7 @@ impl FakeIbkr {
     async fn orders_with_ref(&self, coid: &str) -> anyhow::Result<Vec<Value>> {
         let v: Value = self
             .0
-            .get(format!("{FAKE}/orders"))
+            .get(format!("{}/orders", self.1))
             .send()
             .await?
             .json()
