@@ -36,3 +36,6 @@ fi
 # shellcheck source=../localstack/env.sh
 source localstack/env.sh
 cargo test --locked -p tradeflow-integration-tests -- --test-threads 4
+# Adapter tests that need LocalStack's DynamoDB (symbol cache, keep-alive state);
+# ignored in the unit run above, run here against the stack.
+cargo test --locked -p tradeflow-adapters --test ibkr_symbols -- --ignored
