@@ -20,7 +20,9 @@ pub struct DemoArgs {
     timeout: u64,
 }
 
-/// The example strategy: AAPL daily on the paper broker.
+/// The example strategy: AAPL daily with the catalogue's default indicators, a
+/// weekly chart too, the offline `rules` analyst, and live orders against the local
+/// stack's paper broker (the fake IBKR gateway), so a BUY signal is really placed.
 pub fn example_strategy(strategy_id: &str) -> anyhow::Result<Strategy> {
     let s: Strategy = serde_json::from_value(json!({
         "strategy_id": strategy_id,
@@ -29,13 +31,13 @@ pub fn example_strategy(strategy_id: &str) -> anyhow::Result<Strategy> {
         "symbol": "AAPL",
         "timeframe": "daily",
         "bars": 500,
-        "indicators": [{"kind": "sma", "period": 20}],
+        "weekly_chart": true,
         "prompt_template": "default-analysis",
         "provider": {"kind": "rules"},
         "schedule": "cron(30 14 ? * MON-FRI *)",
         "risk": {"capital": "100000", "risk_per_trade": "0.01", "max_position_value": "25000",
                  "max_open_positions": 1, "daily_loss_limit": "2000", "min_confidence": 0.5},
-        "dry_run": true
+        "dry_run": false
     }))?;
     s.validate()?;
     Ok(s)
