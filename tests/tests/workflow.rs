@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tradeflow_adapters::workflow::entered_states;
 use tradeflow_core::lineage::StepStatus;
+use tradeflow_core::payloads::LoadStrategyOutput;
 use tradeflow_integration_tests::{Stack, strategy, unique};
 
 #[tokio::test]
@@ -236,4 +237,82 @@ async fn find_execution_for_rule(stack: &Stack, rule_arn: &str) -> Option<(Strin
         }
     }
     None
+}
+
+/// Invokes a function directly through `cargo lambda watch`, as LocalStack's Lambda does.
+async fn invoke(function: &str, payload: &Value) -> (u16, Value) {
+    let base =
+        std::env::var("CARGO_LAMBDA_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:9000".into());
+    let url = format!("{base}/2015-03-31/functions/{function}/invocations");
+    let resp = reqwest::Client::new()
+        .post(url)
+        .json(payload)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_step_retried_after_it_succeeded_replays_its_recorded_output() {
+    let stack = Stack::connect().await.unwrap();
+    let id = unique("it-replay");
+    stack
+        .put_strategy(&strategy(&id, 265598, "AAPL"))
+        .await
+        .unwrap();
+    let name = format!("{id}-direct");
+    // What Step Functions sends to load_strategy (see the Task Parameters in the ASL file).
+    let payload = json!({
+        "ctx": {
+            "executionId": format!("arn:aws:states:us-east-1:000000000000:execution:tradeflow-trading-workflow:{name}"),
+            "executionName": name,
+            "executionStartTime": "2026-11-22T00:00:00Z",
+            "stateName": "load_strategy",
+            "stateEnteredTime": "2026-11-22T00:00:00Z"
+        },
+        "state": {"strategy_id": id}
+    });
+
+    let (first_status, first) = invoke("load-strategy", &payload).await;
+    // The strategy changes between the attempts: a re-run would load the new name.
+    let mut changed = strategy(&id, 265598, "AAPL");
+    changed.name = "renamed after the first attempt".into();
+    stack.put_strategy(&changed).await.unwrap();
+    let (second_status, second) = invoke("load-strategy", &payload).await;
+
+    assert_eq!(
+        (first_status, second_status),
+        (200, 200),
+        "{first} {second}"
+    );
+    // Compared as typed values: DynamoDB stores 2.0 as the number 2.
+    let typed = |v: &Value| serde_json::from_value::<LoadStrategyOutput>(v.clone()).unwrap();
+    assert_eq!(typed(&first), typed(&second));
+    assert_eq!(second["strategy"]["name"], format!("integration {id}"));
+    let lineage = stack.lineage(&name).await.unwrap();
+    assert_eq!(lineage.len(), 1);
+    assert_eq!(lineage[0].attempts, 1);
+    assert_eq!(typed(lineage[0].output.as_ref().unwrap()), typed(&first));
+}
+
+#[tokio::test]
+async fn a_function_invoked_for_another_state_refuses_with_a_fatal_error() {
+    let payload = json!({
+        "ctx": {"executionId": "arn:x", "executionName": unique("it-wrong-state"),
+                "executionStartTime": "t", "stateName": "fetch_market_data", "stateEnteredTime": "t"},
+        "state": {"strategy_id": "whatever"}
+    });
+
+    let (status, body) = invoke("load-strategy", &payload).await;
+
+    assert!(status >= 400, "{status} {body}");
+    assert_eq!(body["errorType"], "Fatal");
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("state and function names must match")
+    );
 }
