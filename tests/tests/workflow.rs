@@ -249,9 +249,9 @@ async fn invoke(function: &str, payload: &Value) -> (u16, Value) {
         .json(payload)
         .send()
         .await
-        .unwrap();
+        .expect("cargo lambda watch answers");
     let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap())
+    (status, resp.json().await.expect("JSON body"))
 }
 
 #[tokio::test]
