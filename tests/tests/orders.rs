@@ -22,7 +22,7 @@ use tradeflow_core::risk::{EntryRequest, size_entry};
 use tradeflow_core::signal::{Action, Signal, StructuredAnswer, from_structured};
 use tradeflow_core::strategy::Strategy;
 use tradeflow_core::synthetic::KNOWN_CONTRACTS;
-use tradeflow_integration_tests::{Stack, strategy, unique};
+use tradeflow_integration_tests::{Stack, gateway_lock, strategy, unique};
 
 /// The fake gateway's control endpoints.
 struct FakeIbkr(reqwest::Client, String);
@@ -171,6 +171,9 @@ async fn order_item(stack: &Stack, order_id: &str) -> Order {
 
 #[tokio::test]
 async fn a_live_order_is_placed_tracked_through_a_partial_fill_and_filled_via_the_state_machine() {
+    // One gateway, one IBKR session: its pacing and its "reply must follow the question"
+    // rule are global, so tests that order take turns, as Lambdas sharing a gateway would.
+    let _gateway = gateway_lock().await;
     let stack = Stack::connect().await.unwrap();
     let fake = FakeIbkr::new();
     let setups = buy_setups(&stack).await.unwrap();
@@ -272,6 +275,9 @@ async fn a_live_order_is_placed_tracked_through_a_partial_fill_and_filled_via_th
 
 #[tokio::test]
 async fn a_retry_after_the_broker_accepted_the_order_places_nothing_twice() {
+    // One gateway, one IBKR session: its pacing and its "reply must follow the question"
+    // rule are global, so tests that order take turns, as Lambdas sharing a gateway would.
+    let _gateway = gateway_lock().await;
     let stack = Stack::connect().await.unwrap();
     let fake = FakeIbkr::new();
     let setups = buy_setups(&stack).await.unwrap();
@@ -371,6 +377,9 @@ async fn invoke_monitor() -> anyhow::Result<Value> {
 
 #[tokio::test]
 async fn the_monitor_exits_a_position_once_when_the_price_crosses_its_stop() {
+    // One gateway, one IBKR session: its pacing and its "reply must follow the question"
+    // rule are global, so tests that order take turns, as Lambdas sharing a gateway would.
+    let _gateway = gateway_lock().await;
     let stack = Stack::connect().await.unwrap();
     let fake = FakeIbkr::new();
     // A contract the other tests do not trade: their positions are not moved.
