@@ -53,7 +53,11 @@ async fn list(
 }
 
 pub async fn orders(app: &App, r: &Req<'_>) -> Result<Reply, ApiError> {
-    Reply::ok(&list(app, r, &app.store.tables.orders, Some("by_strategy")).await?)
+    let mut page = list(app, r, &app.store.tables.orders, Some("by_strategy")).await?;
+    // The IBKR submission lease lives in the orders table under a reserved key.
+    page.items
+        .retain(|o| o["order_id"] != tradeflow_adapters::lease::LEASE_KEY);
+    Reply::ok(&page)
 }
 
 pub async fn order(app: &App, id: &str) -> Result<Reply, ApiError> {
@@ -200,6 +204,10 @@ pub async fn stats(app: &App) -> Result<Reply, ApiError> {
         repo::scan_all::<Value>(&app.store, &t.orders, STATS_CAP),
         repo::scan_all::<Value>(&app.store, &t.trades, STATS_CAP),
     )?;
+    let orders: Vec<Value> = orders
+        .into_iter()
+        .filter(|o| o["order_id"] != tradeflow_adapters::lease::LEASE_KEY)
+        .collect();
     Reply::ok(&json!({
         "strategies": {"count": strategies.len(), "by_active": count_by(&strategies, "active")},
         "executions": {"count": executions.len(), "by_status": count_by(&executions, "status")},

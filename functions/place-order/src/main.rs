@@ -12,6 +12,7 @@ use rust_decimal::prelude::FromPrimitive;
 use serde::Deserialize;
 use tradeflow_adapters::Deps;
 use tradeflow_adapters::ibkr::IbkrClient;
+use tradeflow_adapters::lease::LeasedBroker;
 use tradeflow_adapters::orders::OrderBook;
 use tradeflow_adapters::step::{StepCtx, now_rfc3339, serve};
 use tradeflow_core::orders::{
@@ -156,6 +157,8 @@ async fn handle(
     }
     let book = deps.order_book();
     let ibkr = deps.ibkr()?;
+    // Submissions hold the gateway session alone (IBKR's question/reply must not interleave).
+    let broker = LeasedBroker::new(ibkr.clone(), deps.submission_lease());
     let now = now_rfc3339();
     let execution_id = &ctx.execution_name;
     // A retry resumes the order an earlier attempt created, whatever changed since.
@@ -163,7 +166,7 @@ async fn handle(
         let id = client_order_id(execution_id, leg);
         if let Some(existing) = book.get(&id).await.map_err(store_err)? {
             tracing::info!(order_id = %id, status = ?existing.status, "resuming the order of an earlier attempt");
-            let p = place_once(&ibkr, &book, existing, &now).await?;
+            let p = place_once(&broker, &book, existing, &now).await?;
             return Ok(output(p, poll_seconds));
         }
     }
@@ -225,7 +228,7 @@ async fn handle(
         (OrderStatus::Submitting, None)
     };
     let order = Order::new(new, status, &now, note);
-    let placement = place_once(&ibkr, &book, order, &now).await?;
+    let placement = place_once(&broker, &book, order, &now).await?;
     if let Placement::Rejected(o) = &placement {
         tradeflow_adapters::orders::release_exit_claim(&book, o).await?;
     }

@@ -14,6 +14,7 @@ use rust_decimal::prelude::FromPrimitive;
 use serde_json::{Value, json};
 use tradeflow_adapters::Deps;
 use tradeflow_adapters::ibkr::IbkrClient;
+use tradeflow_adapters::lease::{LeasedBroker, SubmissionLease};
 use tradeflow_adapters::orders::{OrderBook, poll_order, release_exit_claim};
 use tradeflow_adapters::step::now_rfc3339;
 use tradeflow_core::StepError;
@@ -51,6 +52,7 @@ async fn follow_up(
 async fn check_position(
     book: &OrderBook,
     ibkr: &IbkrClient,
+    lease: &SubmissionLease,
     mut p: Position,
     price: Option<Decimal>,
     run_id: &str,
@@ -123,7 +125,9 @@ async fn check_position(
         &now,
         Some(why.clone()),
     );
-    let placement = place_once(ibkr, book, order, &now).await?;
+    // Submissions hold the gateway session alone (IBKR's question/reply must not interleave).
+    let broker = LeasedBroker::new(ibkr.clone(), lease.clone());
+    let placement = place_once(&broker, book, order, &now).await?;
     let live = placement.is_live();
     let mut status = placement.order().status;
     if let Placement::Rejected(o) = &placement {
@@ -162,12 +166,13 @@ async fn handle(
             HashMap::new()
         }
     };
+    let lease = deps.submission_lease();
     let mut report = Vec::new();
     let mut failures = 0;
     for p in positions {
         let price = prices.get(&p.conid).copied();
         let key = json!({"strategy_id": p.strategy_id, "conid": p.conid});
-        match check_position(&book, ibkr, p, price, &event.context.request_id).await {
+        match check_position(&book, ibkr, &lease, p, price, &event.context.request_id).await {
             Ok(r) => report.push(r),
             Err(e) => {
                 failures += 1;

@@ -6,6 +6,7 @@ pub mod aws;
 pub mod blobs;
 pub mod config;
 pub mod ibkr;
+pub mod lease;
 pub mod lineage;
 pub mod llm;
 pub mod market;
