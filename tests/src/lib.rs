@@ -151,6 +151,47 @@ impl FakeIbkr {
         Ok(v)
     }
 
+    /// Sets the market price of a contract (and optionally the quantity that fills per tick).
+    ///
+    /// # Errors
+    /// See [`FakeIbkr::post`].
+    pub async fn price(
+        &self,
+        conid: i64,
+        price: rust_decimal::Decimal,
+        liquidity: Option<rust_decimal::Decimal>,
+    ) -> anyhow::Result<()> {
+        self.post(
+            "/price",
+            serde_json::json!({"conid": conid, "price": price.to_string().parse::<f64>()?,
+                   "liquidity": liquidity.map(|l| l.to_string().parse::<f64>()).transpose()?}),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Orders at the broker whose cOID is `coid`.
+    ///
+    /// # Errors
+    /// Transport errors or an answer without `orders`.
+    pub async fn orders_with_ref(&self, coid: &str) -> anyhow::Result<Vec<Value>> {
+        let v: Value = self
+            .http
+            .get(format!("{}/orders", self.base))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(v["orders"]
+            .as_array()
+            .context("orders")?
+            .iter()
+            .filter(|o| o["coid"] == coid)
+            .cloned()
+            .collect())
+    }
+
     /// Makes the next `count` requests whose path starts with `path` fail with `kind`
     /// (`status500`, `status503`, `garbage`, `delay`).
     ///

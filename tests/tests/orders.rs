@@ -22,71 +22,7 @@ use tradeflow_core::risk::{EntryRequest, size_entry};
 use tradeflow_core::signal::{Action, Signal, StructuredAnswer, from_structured};
 use tradeflow_core::strategy::Strategy;
 use tradeflow_core::synthetic::KNOWN_CONTRACTS;
-use tradeflow_integration_tests::{Stack, gateway_lock, strategy, unique};
-
-/// The fake gateway's control endpoints.
-struct FakeIbkr(reqwest::Client, String);
-
-impl FakeIbkr {
-    /// Follows `IBKR_BASE_URL`, so a stack on other ports controls its own gateway.
-    fn new() -> Self {
-        let base = std::env::var("IBKR_BASE_URL")
-            .unwrap_or_else(|_| "http://127.0.0.1:5001/v1/api".into());
-        let fake = format!(
-            "{}/fake",
-            base.trim_end_matches('/').trim_end_matches("/v1/api")
-        );
-        Self(reqwest::Client::new(), fake)
-    }
-
-    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
-        let r = self
-            .0
-            .post(format!("{}{path}", self.1))
-            .json(&body)
-            .send()
-            .await?;
-        let status = r.status();
-        let v: Value = r.json().await?;
-        if !status.is_success() {
-            bail!("fake {path}: {status} {v}");
-        }
-        Ok(v)
-    }
-
-    async fn price(
-        &self,
-        conid: i64,
-        price: Decimal,
-        liquidity: Option<Decimal>,
-    ) -> anyhow::Result<()> {
-        self.post(
-            "/price",
-            json!({"conid": conid, "price": price.to_string().parse::<f64>()?,
-                   "liquidity": liquidity.map(|l| l.to_string().parse::<f64>()).transpose()?}),
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// Broker orders whose cOID is `coid`.
-    async fn orders_with_ref(&self, coid: &str) -> anyhow::Result<Vec<Value>> {
-        let v: Value = self
-            .0
-            .get(format!("{}/orders", self.1))
-            .send()
-            .await?
-            .json()
-            .await?;
-        Ok(v["orders"]
-            .as_array()
-            .context("orders")?
-            .iter()
-            .filter(|o| o["coid"] == coid)
-            .cloned()
-            .collect())
-    }
-}
+use tradeflow_integration_tests::{FakeIbkr, Stack, gateway_lock, strategy, unique};
 
 /// A strategy setup that the rules analyst reads as BUY today, found the way the
 /// workflow computes it (same bars from the gateway, same indicators, same analyst).
@@ -175,7 +111,7 @@ async fn a_live_order_is_placed_tracked_through_a_partial_fill_and_filled_via_th
     // rule are global, so tests that order take turns, as Lambdas sharing a gateway would.
     let _gateway = gateway_lock().await;
     let stack = Stack::connect().await.unwrap();
-    let fake = FakeIbkr::new();
+    let fake = FakeIbkr::of(&stack);
     let setups = buy_setups(&stack).await.unwrap();
     let setup = setups.first().expect("no contract reads as BUY today");
     let id = unique("it-order");
@@ -279,7 +215,7 @@ async fn a_retry_after_the_broker_accepted_the_order_places_nothing_twice() {
     // rule are global, so tests that order take turns, as Lambdas sharing a gateway would.
     let _gateway = gateway_lock().await;
     let stack = Stack::connect().await.unwrap();
-    let fake = FakeIbkr::new();
+    let fake = FakeIbkr::of(&stack);
     let setups = buy_setups(&stack).await.unwrap();
     // Another contract than the fill test when there is one: its fill model stays put.
     let setup = setups
@@ -381,7 +317,7 @@ async fn the_monitor_exits_a_position_once_when_the_price_crosses_its_stop() {
     // rule are global, so tests that order take turns, as Lambdas sharing a gateway would.
     let _gateway = gateway_lock().await;
     let stack = Stack::connect().await.unwrap();
-    let fake = FakeIbkr::new();
+    let fake = FakeIbkr::of(&stack);
     // A contract the other tests do not trade: their positions are not moved.
     let buys: Vec<i64> = buy_setups(&stack)
         .await

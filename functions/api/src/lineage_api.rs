@@ -19,7 +19,14 @@ const STATS_CAP: usize = 50_000;
 /// `/lineage/recent` looks at this many executions.
 const RECENT_CAP: usize = 10_000;
 
-pub async fn execution(app: &App, id: &str) -> Result<Reply, ApiError> {
+/// An execution item and its lineage, read together; 404 when neither exists.
+///
+/// # Errors
+/// `NotFound`, or the DynamoDB/S3 error.
+pub async fn load_execution(
+    app: &App,
+    id: &str,
+) -> Result<(Option<Execution>, Vec<LineageRecord>), ApiError> {
     let (execution, steps) = tokio::try_join!(
         async { app.store.execution(id).await.map_err(ApiError::from) },
         async {
@@ -33,6 +40,11 @@ pub async fn execution(app: &App, id: &str) -> Result<Reply, ApiError> {
     if execution.is_none() && steps.is_empty() {
         return Err(ApiError::NotFound(format!("execution {id}")));
     }
+    Ok((execution, steps))
+}
+
+pub async fn execution(app: &App, id: &str) -> Result<Reply, ApiError> {
+    let (execution, steps) = load_execution(app, id).await?;
     Reply::ok(&json!({"execution_id": id, "execution": execution, "steps": steps}))
 }
 
@@ -56,15 +68,10 @@ pub async fn step(app: &App, id: &str, name: &str) -> Result<Reply, ApiError> {
 }
 
 pub async fn strategy_recent(app: &App, r: &Req<'_>, id: &str) -> Result<Reply, ApiError> {
-    let page: Page<LineageRecord> = repo::query_page(
+    let page: Page<LineageRecord> = repo::by_strategy_page(
         &app.store,
-        &PartitionQuery {
-            table: &app.store.tables.lineage,
-            index: Some("by_strategy"),
-            pk_name: "strategy_id",
-            pk_value: id,
-            newest_first: true,
-        },
+        &app.store.tables.lineage,
+        id,
         &page_req(&r.query)?,
     )
     .await?;

@@ -20,6 +20,47 @@ fn sdk_err<E: std::error::Error + Send + Sync + 'static>(
     }
 }
 
+/// Typed items and the resume token of a query or scan page.
+fn page_of<T: DeserializeOwned>(
+    table: &str,
+    items: Option<Vec<Item>>,
+    last_key: Option<&Item>,
+) -> Result<Page<T>, StoreError> {
+    let items = items
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| from_item(table, i))
+        .collect::<Result<_, _>>()?;
+    Ok(Page {
+        items,
+        next: last_key.map(encode),
+    })
+}
+
+/// One page of a strategy's items through a table's `by_strategy` index, newest first.
+///
+/// # Errors
+/// The SDK error or a malformed item.
+pub async fn by_strategy_page<T: DeserializeOwned>(
+    store: &Store,
+    table: &str,
+    strategy_id: &str,
+    req: &PageReq,
+) -> Result<Page<T>, StoreError> {
+    query_page(
+        store,
+        &PartitionQuery {
+            table,
+            index: Some("by_strategy"),
+            pk_name: "strategy_id",
+            pk_value: strategy_id,
+            newest_first: true,
+        },
+        req,
+    )
+    .await
+}
+
 /// One partition of a table or index, a page at a time.
 pub struct PartitionQuery<'a> {
     pub table: &'a str,
@@ -52,16 +93,7 @@ pub async fn query_page<T: DeserializeOwned>(
         .send()
         .await
         .map_err(|e| sdk_err("query", q.table, e))?;
-    let items = out
-        .items
-        .unwrap_or_default()
-        .into_iter()
-        .map(|i| from_item(q.table, i))
-        .collect::<Result<_, _>>()?;
-    Ok(Page {
-        items,
-        next: out.last_evaluated_key.as_ref().map(encode),
-    })
+    page_of(q.table, out.items, out.last_evaluated_key.as_ref())
 }
 
 /// Reads one page of a whole table (unordered).
@@ -82,16 +114,7 @@ pub async fn scan_page<T: DeserializeOwned>(
         .send()
         .await
         .map_err(|e| sdk_err("scan", table, e))?;
-    let items = out
-        .items
-        .unwrap_or_default()
-        .into_iter()
-        .map(|i| from_item(table, i))
-        .collect::<Result<_, _>>()?;
-    Ok(Page {
-        items,
-        next: out.last_evaluated_key.as_ref().map(encode),
-    })
+    page_of(table, out.items, out.last_evaluated_key.as_ref())
 }
 
 /// Reads a whole table, up to `cap` items.

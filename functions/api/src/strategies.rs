@@ -17,7 +17,7 @@ use crate::app::{App, Reply, Req};
 use crate::body;
 use crate::error::ApiError;
 use crate::page::{Page, page_req};
-use crate::repo::{self, PartitionQuery};
+use crate::repo;
 use crate::schedule::ScheduleExpr;
 
 /// The strategy as the API shows it: its fields plus its schedule's rule and next run.
@@ -197,15 +197,10 @@ pub async fn run_now(app: &App, r: &Req<'_>, id: &str) -> Result<Reply, ApiError
 }
 
 pub async fn executions(app: &App, r: &Req<'_>, id: &str) -> Result<Reply, ApiError> {
-    let page: Page<Execution> = repo::query_page(
+    let page: Page<Execution> = repo::by_strategy_page(
         &app.store,
-        &PartitionQuery {
-            table: &app.store.tables.executions,
-            index: Some("by_strategy"),
-            pk_name: "strategy_id",
-            pk_value: id,
-            newest_first: true,
-        },
+        &app.store.tables.executions,
+        id,
         &page_req(&r.query)?,
     )
     .await?;

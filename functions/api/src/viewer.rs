@@ -16,7 +16,7 @@ use tradeflow_core::strategy::Strategy;
 use crate::app::{App, Reply, Req};
 use crate::error::ApiError;
 use crate::page::{Page, page_req};
-use crate::repo::{self, PartitionQuery};
+use crate::repo;
 use crate::{strategies, trading};
 
 /// A template context from `name => value` pairs (any `Serialize` value).
@@ -109,15 +109,10 @@ pub async fn strategy(app: &App, r: &Req<'_>, id: &str) -> Result<Reply, ApiErro
         .strategy(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("strategy {id}")))?;
-    let page: Page<Execution> = repo::query_page(
+    let page: Page<Execution> = repo::by_strategy_page(
         &app.store,
-        &PartitionQuery {
-            table: &app.store.tables.executions,
-            index: Some("by_strategy"),
-            pk_name: "strategy_id",
-            pk_value: id,
-            newest_first: true,
-        },
+        &app.store.tables.executions,
+        id,
         &page_req(&r.query)?,
     )
     .await?;
@@ -210,19 +205,7 @@ async fn extras(app: &App, rec: &LineageRecord) -> Value {
 }
 
 pub async fn execution(app: &App, r: &Req<'_>, id: &str) -> Result<Reply, ApiError> {
-    let (execution, records) = tokio::try_join!(
-        async { app.store.execution(id).await.map_err(ApiError::from) },
-        async {
-            app.deps
-                .lineage()
-                .for_execution(id)
-                .await
-                .map_err(ApiError::from)
-        },
-    )?;
-    if execution.is_none() && records.is_empty() {
-        return Err(ApiError::NotFound(format!("execution {id}")));
-    }
+    let (execution, records) = crate::lineage_api::load_execution(app, id).await?;
     let strategy_id = execution
         .as_ref()
         .map(|e| e.strategy_id.clone())

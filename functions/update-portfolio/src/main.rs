@@ -80,14 +80,10 @@ async fn handle(input: Input, ctx: StepCtx, deps: Arc<Deps>) -> Result<Value, St
     let trades = book.trades_of(&s.strategy_id).await?;
     let realized: Decimal = trades.iter().map(|t| t.realized_pnl).sum();
     let v = valuation(&marked, realized, cash, s.risk.capital);
-    let mut equity: Vec<Decimal> = book
-        .snapshots(&s.strategy_id)
-        .await?
-        .iter()
-        .filter_map(|snap| snap.get("equity")?.as_str()?.parse().ok())
-        .collect();
-    equity.push(v.equity);
-    let stats = statistics(&trades, &equity);
+    // The newest snapshot carries the running drawdown: one read, not all history.
+    let mut drawdown = book.drawdown(&s.strategy_id).await?;
+    drawdown.push(v.equity);
+    let stats = statistics(&trades, &drawdown);
     let snapshot = json!({
         "portfolio_id": s.strategy_id,
         "snapshot_at": now_rfc3339(),
@@ -103,6 +99,7 @@ async fn handle(input: Input, ctx: StepCtx, deps: Arc<Deps>) -> Result<Value, St
         "capital": s.risk.capital,
         "price_source": price_source,
         "statistics": stats,
+        "drawdown": drawdown,
     });
     book.put_snapshot(&snapshot).await?;
     tracing::info!(equity = %v.equity, positions = v.positions.len(), trades = stats.trades, "portfolio snapshot written");

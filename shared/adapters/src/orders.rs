@@ -16,7 +16,7 @@ use tradeflow_core::StepError;
 use tradeflow_core::orders::{
     Broker, BrokerAck, BrokerError, BrokerOrder, Order, OrderStatus, OrderStore, OrderStoreError,
 };
-use tradeflow_core::portfolio::{FillOutcome, Position, Trade, apply_fill};
+use tradeflow_core::portfolio::{Drawdown, FillOutcome, Position, Trade, apply_fill};
 
 use crate::aws::Deps;
 use crate::ibkr::types::{OrderRequest, OrderType};
@@ -364,11 +364,15 @@ impl OrderBook {
             .await?)
     }
 
-    /// The snapshots of a portfolio, oldest first.
+    /// The snapshots of a portfolio, oldest first, or only the newest with `latest_only`.
     ///
     /// # Errors
     /// DynamoDB errors.
-    pub async fn snapshots(&self, portfolio_id: &str) -> Result<Vec<Value>, BookError> {
+    pub async fn snapshots(
+        &self,
+        portfolio_id: &str,
+        latest_only: bool,
+    ) -> Result<Vec<Value>, BookError> {
         Ok(self
             .store
             .query(
@@ -376,10 +380,35 @@ impl OrderBook {
                 None,
                 "portfolio_id",
                 portfolio_id,
-                false,
-                None,
+                latest_only,
+                latest_only.then_some(1),
             )
             .await?)
+    }
+
+    /// The equity drawdown so far: carried in the newest snapshot, or rebuilt from
+    /// all snapshots when the newest predates the carried field.
+    ///
+    /// # Errors
+    /// DynamoDB errors.
+    pub async fn drawdown(&self, portfolio_id: &str) -> Result<Drawdown, BookError> {
+        let latest = self.snapshots(portfolio_id, true).await?;
+        let Some(last) = latest.first() else {
+            return Ok(Drawdown::default());
+        };
+        if let Some(d) = last
+            .get("drawdown")
+            .and_then(|d| serde_json::from_value(d.clone()).ok())
+        {
+            return Ok(d);
+        }
+        let equity: Vec<Decimal> = self
+            .snapshots(portfolio_id, false)
+            .await?
+            .iter()
+            .filter_map(|snap| snap.get("equity")?.as_str()?.parse().ok())
+            .collect();
+        Ok(Drawdown::over(&equity))
     }
 
     /// Publishes one domain event on the configured bus (source `tradeflow`).
@@ -599,6 +628,14 @@ async fn publish_due(book: &OrderBook, order: &mut Order) -> Result<(), StepErro
     Ok(())
 }
 
+/// An order the caller knows was created; a missing item is a fatal error.
+async fn existing_order(book: &OrderBook, order_id: &str) -> Result<Order, StepError> {
+    book.get(order_id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| StepError::fatal(format!("order {order_id} not found")))
+}
+
 /// One poll of an order: reads the broker's view, records the status transition,
 /// applies fills not applied yet (position + trade in one transaction), releases a
 /// position's exit claim when its exit order ended without closing it, and
@@ -613,11 +650,7 @@ pub async fn poll_order<B: Broker>(
     order_id: &str,
     now: &str,
 ) -> Result<Order, StepError> {
-    let mut order = book
-        .get(order_id)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| StepError::fatal(format!("order {order_id} not found")))?;
+    let mut order = existing_order(book, order_id).await?;
     if order.status == OrderStatus::DryRun {
         return Ok(order);
     }
@@ -698,11 +731,7 @@ pub async fn cancel_order<B: Broker>(
     reason: &str,
     now: &str,
 ) -> Result<Order, StepError> {
-    let mut order = book
-        .get(order_id)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| StepError::fatal(format!("order {order_id} not found")))?;
+    let mut order = existing_order(book, order_id).await?;
     if order.status.is_final() {
         return Ok(order);
     }

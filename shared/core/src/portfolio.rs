@@ -433,9 +433,40 @@ pub struct Statistics {
     pub max_drawdown_pct: Option<Decimal>,
 }
 
+/// The running peak and largest fall of an equity series, so each snapshot can
+/// carry it forward instead of every run re-reading all earlier snapshots.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Drawdown {
+    pub peak: Option<Decimal>,
+    pub max: Decimal,
+    pub max_pct: Option<Decimal>,
+}
+
+impl Drawdown {
+    /// The drawdown of a whole series, oldest first.
+    pub fn over(equity: &[Decimal]) -> Self {
+        let mut d = Self::default();
+        for &v in equity {
+            d.push(v);
+        }
+        d
+    }
+
+    /// Adds the next equity value.
+    pub fn push(&mut self, v: Decimal) {
+        let top = self.peak.map_or(v, |p| p.max(v));
+        self.peak = Some(top);
+        let dd = top - v;
+        if dd > self.max {
+            self.max = dd;
+            self.max_pct = (top > Decimal::ZERO).then(|| (dd / top).round_dp(4));
+        }
+    }
+}
+
 /// Computes the statistics. A trade with zero P&L counts as a trade but neither a
-/// win nor a loss; `equity` is the snapshot series, oldest first.
-pub fn statistics(trades: &[Trade], equity: &[Decimal]) -> Statistics {
+/// win nor a loss; `drawdown` is that of the equity snapshots.
+pub fn statistics(trades: &[Trade], drawdown: &Drawdown) -> Statistics {
     let mut s = Statistics::default();
     for t in trades {
         s.trades += 1;
@@ -466,16 +497,8 @@ pub fn statistics(trades: &[Trade], equity: &[Decimal]) -> Statistics {
         s.avg_loss = Some((s.gross_loss / Decimal::from(s.losses)).round_dp(2));
         s.profit_factor = Some((s.gross_profit / -s.gross_loss).round_dp(4));
     }
-    let mut peak: Option<Decimal> = None;
-    for &v in equity {
-        let top = peak.map_or(v, |p| p.max(v));
-        peak = Some(top);
-        let dd = top - v;
-        if dd > s.max_drawdown {
-            s.max_drawdown = dd;
-            s.max_drawdown_pct = (top > Decimal::ZERO).then(|| (dd / top).round_dp(4));
-        }
-    }
+    s.max_drawdown = drawdown.max;
+    s.max_drawdown_pct = drawdown.max_pct;
     s
 }
 
@@ -779,6 +802,29 @@ mod tests {
     }
 
     #[test]
+    fn a_drawdown_carried_through_json_equals_one_over_the_whole_series() {
+        let equity = [
+            dec!(100),
+            dec!(120),
+            dec!(90),
+            dec!(130),
+            dec!(104),
+            dec!(110),
+        ];
+        let mut carried = Drawdown::default();
+
+        for v in equity {
+            let json = serde_json::to_value(carried).unwrap();
+            carried = serde_json::from_value(json).unwrap();
+            carried.push(v);
+        }
+
+        assert_eq!(carried, Drawdown::over(&equity));
+        // Peak 120, trough 90: 30, a quarter of the peak (130 -> 104 is only 26).
+        assert_eq!((carried.max, carried.max_pct), (dec!(30), Some(dec!(0.25))));
+    }
+
+    #[test]
     fn statistics_of_wins_losses_and_drawdown() {
         let trades: Vec<Trade> = [
             dec!(52.20),
@@ -799,7 +845,7 @@ mod tests {
             dec!(100400),
         ];
 
-        let s = statistics(&trades, &equity);
+        let s = statistics(&trades, &Drawdown::over(&equity));
 
         assert_eq!((s.trades, s.wins, s.losses), (5, 2, 2));
         assert_eq!(s.win_rate, Some(dec!(0.4)));
@@ -816,8 +862,8 @@ mod tests {
 
     #[test]
     fn statistics_without_trades_or_losses_leave_ratios_empty() {
-        let none = statistics(&[], &[]);
-        let only_wins = statistics(&[trade(dec!(10))], &[dec!(1), dec!(2)]);
+        let none = statistics(&[], &Drawdown::default());
+        let only_wins = statistics(&[trade(dec!(10))], &Drawdown::over(&[dec!(1), dec!(2)]));
 
         assert_eq!(none.win_rate, None);
         assert_eq!(none.max_drawdown, dec!(0));
