@@ -151,10 +151,11 @@ async fn the_viewer_shows_every_step_the_chart_and_the_signal_of_an_execution() 
     .unwrap();
     assert_eq!(done.status, "SUCCEEDED", "{:?}", done.cause);
     let name = run["execution_id"].as_str().unwrap();
-    let (_, lineage) = api.get(&format!("lineage/execution/{name}")).await;
+    let (status, lineage) = api.get(&format!("lineage/execution/{name}")).await;
+    assert_eq!(status, StatusCode::OK, "{lineage}");
     let step_keys: Vec<String> = lineage["steps"]
         .as_array()
-        .unwrap()
+        .unwrap_or_else(|| panic!("no steps in {lineage}"))
         .iter()
         .map(|s| s["step_key"].as_str().unwrap().to_string())
         .collect();

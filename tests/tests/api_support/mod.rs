@@ -42,24 +42,52 @@ impl Api {
     }
 
     /// Sends a request with the API key; returns the status and the JSON body
-    /// (`Value::Null` when the body is not JSON).
+    /// (`Null` when empty, `{"non_json_body": text}` when not JSON, so a failed
+    /// assertion shows what came back).
+    ///
+    /// A GET is retried (3 tries) when the response breaks off or the local
+    /// emulator's proxy answers 502/503/504: those come from `cargo lambda
+    /// watch`, not from the API, and a GET is safe to repeat. Our API's own
+    /// answers, 500 included, are returned as they are.
     pub async fn call(
         &self,
         method: Method,
         path: &str,
         body: Option<&Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, self.url(path))
-            .header("x-api-key", &self.key);
-        if let Some(b) = body {
-            req = req.json(b);
+        let retries = if method == Method::GET { 2 } else { 0 };
+        let mut attempt = 0;
+        loop {
+            let mut req = self
+                .http
+                .request(method.clone(), self.url(path))
+                .header("x-api-key", &self.key);
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let res = req.send().await.expect("api reachable");
+            let status = res.status();
+            let text = res.text().await;
+            let proxy_error = matches!(
+                status,
+                StatusCode::BAD_GATEWAY
+                    | StatusCode::SERVICE_UNAVAILABLE
+                    | StatusCode::GATEWAY_TIMEOUT
+            );
+            if (text.is_err() || proxy_error) && attempt < retries {
+                attempt += 1;
+                eprintln!("{method} {path}: {status} {text:?}; trying again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            let text = text.unwrap_or_else(|e| panic!("{method} {path}: body broke off: {e}"));
+            let value = if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap_or_else(|_| json!({"non_json_body": text}))
+            };
+            return (status, value);
         }
-        let res = req.send().await.expect("api reachable");
-        let status = res.status();
-        let text = res.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
