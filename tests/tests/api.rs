@@ -265,6 +265,11 @@ async fn bad_input_is_refused_with_a_400_naming_the_field() {
             "risk.capital",
         ),
         (
+            "unknown market time zone",
+            with(&|b| b["market"] = json!({"timezone": "America/Gotham"})),
+            "market.timezone",
+        ),
+        (
             "bad cron",
             with(&|b| b["schedule"] = json!("cron(30 14 * * MON-FRI)")),
             "schedule",

@@ -1,7 +1,8 @@
 //! Orders on the local stack: a live (non-dry-run) strategy places, tracks and fills
 //! an order through the state machine against the fake IBKR gateway; a lost broker
 //! response makes Step Functions retry place_order without a second order; the
-//! position monitor exits a position whose stop the price crossed, once.
+//! position monitor exits a position whose stop the price crossed, once, and only
+//! while its market session is open.
 //!
 //! The fake gateway is shared by everything on the stack, so each test works on its
 //! own strategy and, where it moves prices, on a contract the others do not use.
@@ -333,6 +334,10 @@ async fn the_monitor_exits_a_position_once_when_the_price_crosses_its_stop() {
         .unwrap();
     let id = unique("it-stop");
     let book = stack.deps.order_book();
+    // Watched at any hour: the test must not depend on New York being open.
+    let mut s = strategy(&id, conid, symbol);
+    s.market.always_open = true;
+    stack.deps.store().put_strategy(&s).await.unwrap();
     let now = chrono::Utc::now().to_rfc3339();
     let entry = Decimal::from(100);
     let mut p = Position {
@@ -431,4 +436,74 @@ async fn the_monitor_exits_a_position_once_when_the_price_crosses_its_stop() {
     fake.price(conid, Decimal::from_f64(last).unwrap().round_dp(2), None)
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn the_monitor_leaves_a_crossed_stop_alone_while_the_market_is_closed() {
+    let _gateway = gateway_lock().await;
+    let stack = Stack::connect().await.unwrap();
+    let fake = FakeIbkr::of(&stack);
+    let (conid, symbol, _, _) = KNOWN_CONTRACTS[0];
+    let id = unique("it-closed");
+    // A UTC session an hour long that does not contain the present moment.
+    let now = chrono::Utc::now();
+    let (open, close) = if chrono::Timelike::hour(&now) < 12 {
+        ("20:00", "21:00")
+    } else {
+        ("02:00", "03:00")
+    };
+    let mut s = strategy(&id, conid, symbol);
+    s.market.timezone = "UTC".into();
+    s.market.open = open.into();
+    s.market.close = close.into();
+    assert!(!s.market.clock().unwrap().is_open(now));
+    stack.deps.store().put_strategy(&s).await.unwrap();
+    let book = stack.deps.order_book();
+    let ibkr = stack.deps.ibkr().unwrap();
+    let last = ibkr.bars(conid, Timeframe::Daily, 1).await.unwrap()[0].close;
+    let last = Decimal::from_f64(last).unwrap().round_dp(2);
+    let stamp = now.to_rfc3339();
+    // The stop sits above the market: the price has crossed it already.
+    let mut p = Position {
+        strategy_id: id.clone(),
+        conid,
+        symbol: symbol.into(),
+        position_id: format!("{id}-entry"),
+        quantity: Decimal::from(5),
+        cost_basis: last * Decimal::from(5),
+        avg_cost: last,
+        open_commission: Decimal::ZERO,
+        realized_pnl: Decimal::ZERO,
+        stop: Some(last + Decimal::from(10)),
+        target: None,
+        execution_id: format!("{id}-manual"),
+        opened_at: stamp.clone(),
+        updated_at: stamp,
+        closed_at: None,
+        exit_order_id: None,
+        exit_attempts: 0,
+        version: 0,
+    };
+    book.save_position(&mut p).await.unwrap();
+
+    let run = invoke_monitor().await.unwrap();
+
+    let report = run["positions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["position"]["strategy_id"] == id.as_str())
+        .cloned()
+        .expect("monitor saw the position");
+    assert_eq!(report["action"], "market_closed", "{report}");
+    let held = book.position(&id, conid).await.unwrap().unwrap();
+    assert!(held.is_open() && held.exit_order_id.is_none(), "{held:?}");
+    let coid = client_order_id(&p.position_id, "exit-stop-1");
+    assert!(fake.orders_with_ref(&coid).await.unwrap().is_empty());
+
+    // Closed by hand so later monitor runs on a kept stack leave it be.
+    let mut done = held;
+    done.quantity = Decimal::ZERO;
+    done.closed_at = Some(chrono::Utc::now().to_rfc3339());
+    book.save_position(&mut done).await.unwrap();
 }

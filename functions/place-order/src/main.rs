@@ -103,8 +103,13 @@ async fn entry_order(
     book: &OrderBook,
     ibkr: &IbkrClient,
 ) -> Result<Result<NewOrder, String>, StepError> {
-    let today = Utc::now().format("%Y-%m-%d").to_string();
-    let realized_today = book.realized_on(&s.strategy_id, &today).await?;
+    // The kill switch's "today" is the exchange's trading day, not the UTC date.
+    let clock = s
+        .market
+        .clock()
+        .map_err(|e| StepError::fatal(format!("strategy {}: market.{e}", s.strategy_id)))?;
+    let realized_today =
+        clock.realized_on_trading_day(&book.trades_of(&s.strategy_id).await?, Utc::now());
     let open_positions = book
         .positions_of(&s.strategy_id)
         .await?

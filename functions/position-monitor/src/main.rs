@@ -3,11 +3,15 @@
 //! position that crossed one, through the same exactly-once path as place_order
 //! (cOID from the position id, the trigger and the attempt; the position's exit
 //! claim keeps a SELL signal and the monitor from both selling it). Exit orders are
-//! tracked here until they end. Not a workflow step, so no step harness.
+//! tracked here until they end. Triggers are judged only while the strategy's market
+//! session is open: outside it the snapshot is a stale or thin pre/post-market print
+//! and a market exit would sit until the open anyway. Not a workflow step, so no
+//! step harness.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use chrono::{SecondsFormat, Utc};
 use lambda_runtime::{LambdaEvent, service_fn};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::FromPrimitive;
@@ -18,6 +22,7 @@ use tradeflow_adapters::lease::{LeasedBroker, SubmissionLease};
 use tradeflow_adapters::orders::{OrderBook, poll_order, release_exit_claim};
 use tradeflow_adapters::step::now_rfc3339;
 use tradeflow_core::StepError;
+use tradeflow_core::calendar::{Clock, MarketSession};
 use tradeflow_core::orders::{
     NewOrder, Order, OrderStatus, OrderStore, Placement, client_order_id, place_once,
 };
@@ -54,6 +59,7 @@ async fn check_position(
     ibkr: &IbkrClient,
     lease: &SubmissionLease,
     mut p: Position,
+    market_open: bool,
     price: Option<Decimal>,
     run_id: &str,
 ) -> Result<Value, StepError> {
@@ -66,6 +72,9 @@ async fn check_position(
         return Ok(
             json!({"position": ids, "action": "tracking_exit", "order_id": exit_id, "status": o.status}),
         );
+    }
+    if !market_open {
+        return Ok(json!({"position": ids, "action": "market_closed"}));
     }
     let Some(price) = price else {
         return Ok(json!({"position": ids, "action": "no_price"}));
@@ -152,18 +161,30 @@ async fn handle(
     if positions.is_empty() {
         return Ok(json!({"checked": 0, "positions": []}));
     }
-    let mut conids: Vec<i64> = positions.iter().map(|p| p.conid).collect();
+    let now = Utc::now();
+    let clocks = session_clocks(deps, &positions).await;
+    let is_open = |p: &Position| clocks.get(&p.strategy_id).is_some_and(|c| c.is_open(now));
+    // Prices only for markets that are open: nothing else is judged this run.
+    let mut conids: Vec<i64> = positions
+        .iter()
+        .filter(|p| is_open(p))
+        .map(|p| p.conid)
+        .collect();
     conids.sort_unstable();
     conids.dedup();
-    let prices: HashMap<i64, Decimal> = match ibkr.snapshot(&conids).await {
-        Ok(quotes) => quotes
-            .iter()
-            .filter_map(|q| Some((q.conid, Decimal::from_f64(q.price()?)?.round_dp(4))))
-            .collect(),
-        Err(e) => {
-            // Exit orders still get tracked; triggers wait for the next run.
-            tracing::warn!(error = %e, "no prices from ibkr");
-            HashMap::new()
+    let prices: HashMap<i64, Decimal> = if conids.is_empty() {
+        HashMap::new()
+    } else {
+        match ibkr.snapshot(&conids).await {
+            Ok(quotes) => quotes
+                .iter()
+                .filter_map(|q| Some((q.conid, Decimal::from_f64(q.price()?)?.round_dp(4))))
+                .collect(),
+            Err(e) => {
+                // Exit orders still get tracked; triggers wait for the next run.
+                tracing::warn!(error = %e, "no prices from ibkr");
+                HashMap::new()
+            }
         }
     };
     let lease = deps.submission_lease();
@@ -171,8 +192,19 @@ async fn handle(
     let mut failures = 0;
     for p in positions {
         let price = prices.get(&p.conid).copied();
+        let open = is_open(&p);
         let key = json!({"strategy_id": p.strategy_id, "conid": p.conid});
-        match check_position(&book, ibkr, &lease, p, price, &event.context.request_id).await {
+        match check_position(
+            &book,
+            ibkr,
+            &lease,
+            p,
+            open,
+            price,
+            &event.context.request_id,
+        )
+        .await
+        {
             Ok(r) => report.push(r),
             Err(e) => {
                 failures += 1;
@@ -181,7 +213,38 @@ async fn handle(
             }
         }
     }
-    Ok(json!({"checked": report.len(), "failures": failures, "positions": report}))
+    Ok(
+        json!({"checked": report.len(), "failures": failures, "at": now.to_rfc3339_opts(SecondsFormat::Secs, true), "positions": report}),
+    )
+}
+
+/// The market clock of each position's strategy. A strategy that is gone or whose
+/// session does not parse falls back to the default (New York regular hours), so
+/// its positions are still watched.
+async fn session_clocks(deps: &Deps, positions: &[Position]) -> HashMap<String, Clock> {
+    let store = deps.store();
+    let fallback = MarketSession::default()
+        .clock()
+        .expect("the default session parses");
+    let mut clocks = HashMap::new();
+    for p in positions {
+        if clocks.contains_key(&p.strategy_id) {
+            continue;
+        }
+        let clock = match store.strategy(&p.strategy_id).await {
+            Ok(Some(s)) => s.market.clock().unwrap_or_else(|e| {
+                tracing::warn!(strategy_id = %p.strategy_id, error = %e, "bad market session; New York hours used");
+                fallback
+            }),
+            Ok(None) => fallback,
+            Err(e) => {
+                tracing::warn!(strategy_id = %p.strategy_id, error = %e, "strategy unreadable; New York hours used");
+                fallback
+            }
+        };
+        clocks.insert(p.strategy_id.clone(), clock);
+    }
+    clocks
 }
 
 #[tokio::main]

@@ -339,20 +339,6 @@ impl OrderBook {
         Ok(t)
     }
 
-    /// Realised P&L of a strategy's trades closed on `day` (`YYYY-MM-DD`, UTC).
-    ///
-    /// # Errors
-    /// As `trades_of`.
-    pub async fn realized_on(&self, strategy_id: &str, day: &str) -> Result<Decimal, BookError> {
-        Ok(self
-            .trades_of(strategy_id)
-            .await?
-            .iter()
-            .filter(|t| t.closed_at.starts_with(day))
-            .map(|t| t.realized_pnl)
-            .sum())
-    }
-
     /// Writes a portfolio snapshot item.
     ///
     /// # Errors

@@ -3,6 +3,7 @@
 //! everything here is testable with plain values.
 
 pub mod analyst;
+pub mod calendar;
 pub mod error;
 pub mod execution;
 pub mod indicators;

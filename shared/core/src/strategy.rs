@@ -4,6 +4,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::calendar::MarketSession;
 use crate::indicators::IndicatorSpec;
 use crate::market::Timeframe;
 
@@ -35,6 +36,10 @@ pub struct Strategy {
     pub schedule: String,
     #[serde(default)]
     pub risk: RiskParams,
+    /// The exchange session: its time zone dates the kill switch's trading day, its
+    /// hours gate the position monitor. Defaults to New York 09:30–16:00.
+    #[serde(default)]
+    pub market: MarketSession,
     /// Records the would-be order instead of sending it.
     #[serde(default)]
     pub dry_run: bool,
@@ -202,6 +207,12 @@ impl Strategy {
                 "must be in [0, 1]",
             ));
         }
+        if let Err(e) = self.market.clock() {
+            return Err(ValidationError::new(
+                format!("market.{}", e.field),
+                e.message,
+            ));
+        }
         if !["rules", "openai", "bedrock"].contains(&self.provider.kind.as_str()) {
             return Err(ValidationError::new(
                 "provider.kind",
@@ -238,6 +249,11 @@ pub(crate) mod tests {
         assert_eq!(s.timeframe, Timeframe::Daily);
         assert_eq!(s.provider.kind, "rules");
         assert!(!s.indicators.is_empty());
+        assert_eq!(s.market.timezone, "America/New_York");
+        assert_eq!(
+            (s.market.open.as_str(), s.market.close.as_str()),
+            ("09:30", "16:00")
+        );
         assert_eq!(s.validate(), Ok(()));
     }
 
@@ -254,5 +270,13 @@ pub(crate) mod tests {
         let mut s = example();
         s.strategy_id = "bad id!".into();
         assert_eq!(s.validate().unwrap_err().field, "strategy_id");
+
+        let mut s = example();
+        s.market.timezone = "EST5EDT-ish".into();
+        assert_eq!(s.validate().unwrap_err().field, "market.timezone");
+
+        let mut s = example();
+        s.market.close = "08:00".into();
+        assert_eq!(s.validate().unwrap_err().field, "market.close");
     }
 }
