@@ -18,7 +18,7 @@ use tradeflow_core::analyst::rules_answer;
 use tradeflow_core::indicators::{IndicatorSpec, compute_all};
 use tradeflow_core::market::Timeframe;
 use tradeflow_core::orders::{Order, OrderStatus, OrderStore, client_order_id};
-use tradeflow_core::portfolio::Position;
+use tradeflow_core::portfolio::{Position, Trade};
 use tradeflow_core::risk::{EntryRequest, size_entry};
 use tradeflow_core::signal::{Action, Signal, StructuredAnswer, from_structured};
 use tradeflow_core::strategy::Strategy;
@@ -506,4 +506,89 @@ async fn the_monitor_leaves_a_crossed_stop_alone_while_the_market_is_closed() {
     done.quantity = Decimal::ZERO;
     done.closed_at = Some(chrono::Utc::now().to_rfc3339());
     book.save_position(&mut done).await.unwrap();
+}
+
+/// A trade closed at `closed_at` with `pnl` realised, as the fill transaction writes it.
+fn closed_trade(strategy_id: &str, n: u32, closed_at: &str, pnl: Decimal) -> Trade {
+    Trade {
+        strategy_id: strategy_id.into(),
+        trade_id: format!("{strategy_id}-exit-{n}#1"),
+        conid: 1,
+        symbol: "X".into(),
+        position_id: format!("{strategy_id}-entry-{n}"),
+        direction: "LONG".into(),
+        quantity: Decimal::ONE,
+        entry_price: Decimal::from(100),
+        exit_price: Decimal::from(100) + pnl,
+        gross_pnl: pnl,
+        commission: Decimal::ZERO,
+        realized_pnl: pnl,
+        opened_at: closed_at.into(),
+        closed_at: closed_at.into(),
+        entry_order_id: format!("{strategy_id}-entry-{n}"),
+        entry_execution_id: format!("{strategy_id}-manual"),
+        exit_order_id: format!("{strategy_id}-exit-{n}"),
+        exit_execution_id: format!("{strategy_id}-manual"),
+        exit_purpose: "stop_exit".into(),
+    }
+}
+
+#[tokio::test]
+async fn the_kill_switch_counts_this_trading_days_losses_and_not_yesterdays() {
+    let stack = Stack::connect().await.unwrap();
+    let setups = buy_setups(&stack).await.unwrap();
+    let setup = setups.first().expect("no contract reads as BUY today");
+    let id = unique("it-kill");
+    // Dry run: sizing and the kill switch run as for a live order, nothing is sent.
+    let mut s = strategy(&id, setup.conid, setup.symbol);
+    s.indicators = setup.indicators.clone();
+    s.bars = 500;
+    // A UTC calendar-day session, so the test knows the day's edge at any hour.
+    s.market.timezone = "UTC".into();
+    s.market.always_open = true;
+    stack.put_strategy(&s).await.unwrap();
+    let today = chrono::Utc::now().date_naive();
+    let midnight = format!("{today}T00:00:00.000Z");
+    let just_before = format!("{}T23:59:59.999Z", today.pred_opt().unwrap());
+    let trades = stack.deps.config.tables.trades.clone();
+    let store = stack.deps.store();
+    // The limit is 2000. A millisecond before today: not counted. Today: 1500, under it.
+    for t in [
+        closed_trade(&id, 1, &just_before, Decimal::from(-5000)),
+        closed_trade(&id, 2, &midnight, Decimal::from(-1500)),
+    ] {
+        store.put(&trades, &t, None).await.unwrap();
+    }
+    let input = json!({"strategy_id": id});
+    let place_order = async |name: String| {
+        let done = stack.run(&name, &input).await.unwrap();
+        assert_eq!(done.status, "SUCCEEDED", "cause: {:?}", done.cause);
+        stack
+            .lineage(&name)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|r| r.step_name == "place_order")
+            .and_then(|r| r.output)
+            .expect("place_order ran")
+    };
+
+    let under = place_order(format!("{id}-manual-1")).await;
+    store
+        .put(
+            &trades,
+            &closed_trade(&id, 3, &midnight, Decimal::from(-500)),
+            None,
+        )
+        .await
+        .unwrap();
+    let over = place_order(format!("{id}-manual-2")).await;
+
+    let reason = |v: &Value| v["reason"].as_str().unwrap_or_default().to_string();
+    assert!(reason(&under).starts_with("dry run"), "{under}");
+    assert!(
+        reason(&over).starts_with("daily loss limit reached: realised -2000"),
+        "{over}"
+    );
+    assert_eq!(over["order"], Value::Null);
 }

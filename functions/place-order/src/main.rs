@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{SecondsFormat, Utc};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::FromPrimitive;
 use serde::Deserialize;
@@ -108,8 +108,12 @@ async fn entry_order(
         .market
         .clock()
         .map_err(|e| StepError::fatal(format!("strategy {}: market.{e}", s.strategy_id)))?;
-    let realized_today =
-        clock.realized_on_trading_day(&book.trades_of(&s.strategy_id).await?, Utc::now());
+    let now = Utc::now();
+    let since = clock
+        .trading_day_lower_bound(now)
+        .to_rfc3339_opts(SecondsFormat::Millis, true);
+    let recent = book.trades_closed_since(&s.strategy_id, &since).await?;
+    let realized_today = clock.realized_on_trading_day(&recent, now);
     let open_positions = book
         .positions_of(&s.strategy_id)
         .await?

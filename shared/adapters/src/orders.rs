@@ -339,6 +339,28 @@ impl OrderBook {
         Ok(t)
     }
 
+    /// A strategy's trades closed at or after `since` (RFC 3339, UTC, as `closed_at`
+    /// is written), read from the `by_closed` index: the kill switch's read no longer
+    /// grows with the strategy's history.
+    ///
+    /// # Errors
+    /// DynamoDB errors or a malformed item.
+    pub async fn trades_closed_since(
+        &self,
+        strategy_id: &str,
+        since: &str,
+    ) -> Result<Vec<Trade>, BookError> {
+        Ok(self
+            .store
+            .query_from(
+                self.trades(),
+                "by_closed",
+                ("strategy_id", strategy_id),
+                ("closed_at", since),
+            )
+            .await?)
+    }
+
     /// Writes a portfolio snapshot item.
     ///
     /// # Errors

@@ -189,6 +189,46 @@ impl Store {
         Ok(out)
     }
 
+    /// Every item of an index partition whose sort key is at least `sk_min`, in
+    /// sort-key order: a range read instead of the whole partition.
+    ///
+    /// # Errors
+    /// The SDK error or a malformed item.
+    pub async fn query_from<T: DeserializeOwned>(
+        &self,
+        table: &str,
+        index: &str,
+        (pk_name, pk_value): (&str, &str),
+        (sk_name, sk_min): (&str, &str),
+    ) -> Result<Vec<T>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(table)
+                .index_name(index)
+                .key_condition_expression("#pk = :pk AND #sk >= :sk")
+                .expression_attribute_names("#pk", pk_name)
+                .expression_attribute_names("#sk", sk_name)
+                .expression_attribute_values(":pk", s(pk_value))
+                .expression_attribute_values(":sk", s(sk_min))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| dynamo_err("query", table, e))?;
+            for item in page.items.unwrap_or_default() {
+                out.push(from_item(table, item)?);
+            }
+            match page.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
     /// Reads a strategy.
     ///
     /// # Errors

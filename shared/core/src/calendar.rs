@@ -130,6 +130,16 @@ impl Clock {
         weekday && self.open <= t && t < self.close
     }
 
+    /// An instant no later than the start of `now`'s trading day: its local midnight
+    /// read as UTC, less a day, so no zone offset (all within ±14 h) or DST change
+    /// can put a trade of the day before it. For range reads; the exact filter is
+    /// [`Clock::realized_on_trading_day`].
+    #[must_use]
+    pub fn trading_day_lower_bound(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let midnight = self.trading_day(now).and_time(NaiveTime::MIN).and_utc();
+        midnight - Duration::days(1)
+    }
+
     /// Realised P&L (net of commission) of the trades closed on `now`'s trading day.
     /// A trade whose `closed_at` does not parse is counted: the kill switch errs
     /// towards blocking, never towards trading through a loss it cannot date.
@@ -304,6 +314,35 @@ mod tests {
             .map(|t| t.realized_pnl)
             .sum();
         assert_eq!(utc_day, Decimal::ZERO);
+    }
+
+    #[rstest]
+    #[case("America/New_York")]
+    #[case("Pacific/Kiritimati")] // UTC+14
+    #[case("Pacific/Pago_Pago")] // UTC−11
+    #[case("Australia/Lord_Howe")] // half-hour DST
+    fn the_range_bound_precedes_every_instant_of_the_trading_day(#[case] tz: &str) {
+        let c = MarketSession {
+            timezone: tz.into(),
+            ..MarketSession::default()
+        }
+        .clock()
+        .unwrap();
+        // Every 15 minutes over three weeks, through a weekend and DST changes.
+        let mut t = utc("2026-03-01T00:00:00Z");
+        while t < utc("2026-03-22T00:00:00Z") {
+            let bound = c.trading_day_lower_bound(t);
+            assert!(bound <= t, "{tz} {t}");
+            // The day's local midnight (the earliest instant of the day) is after it.
+            let day = c.trading_day(t);
+            let local_midnight = day
+                .and_time(NaiveTime::MIN)
+                .and_local_timezone(c.tz)
+                .earliest()
+                .unwrap();
+            assert!(bound <= local_midnight.to_utc(), "{tz} {t}");
+            t += Duration::minutes(15);
+        }
     }
 
     #[test]
