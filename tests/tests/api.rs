@@ -816,3 +816,40 @@ async fn an_llm_answer_with_script_and_html_is_rendered_inert() {
         "no script may run: {csp}"
     );
 }
+
+#[tokio::test]
+async fn an_execution_that_failed_before_its_strategy_loaded_is_served_with_its_error() {
+    // What a rule firing for a just-deleted strategy does: the run fails in load_strategy,
+    // before the execution item exists, and record_failure writes the item alone.
+    let (api, stack) = (Api::from_env(), Stack::connect().await.unwrap());
+    let id = unique("gone");
+    let name = format!("{id}-manual");
+
+    let done = stack.run(&name, &json!({"strategy_id": id})).await.unwrap();
+
+    assert_eq!(done.status, "FAILED");
+    let (status, body) = api.get(&format!("lineage/execution/{name}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let execution = &body["execution"];
+    assert_eq!(execution["status"], "FAILED", "{body}");
+    assert_eq!(execution["error"]["failed_step"], "load_strategy", "{body}");
+    assert!(
+        execution["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not found"),
+        "{body}"
+    );
+    let (status, one) = api.get(&format!("executions/{name}")).await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    let (status, recent) = api.get("lineage/recent?limit=100").await;
+    assert_eq!(status, StatusCode::OK, "{recent}");
+    assert!(
+        recent["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["execution_id"] == name.as_str()),
+        "{name} not recent: {recent}"
+    );
+}

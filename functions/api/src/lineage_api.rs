@@ -3,21 +3,19 @@
 
 use chrono::{Duration, SecondsFormat};
 use serde_json::json;
-use tradeflow_adapters::store::s;
+use tradeflow_adapters::store::EXECUTION_FEED;
 use tradeflow_core::Step;
 use tradeflow_core::execution::Execution;
 use tradeflow_core::lineage::LineageRecord;
 
 use crate::app::{App, Reply, Req};
 use crate::error::ApiError;
-use crate::page::{Key, Page, encode, page_req};
+use crate::page::{Page, PageReq, page_req};
 use crate::repo::{self, PartitionQuery};
 use crate::stats::step_statistics;
 
 /// Statistics read at most this many records (a step runs a few times a day per strategy).
 const STATS_CAP: usize = 50_000;
-/// `/lineage/recent` looks at this many executions.
-const RECENT_CAP: usize = 10_000;
 
 /// An execution item and its lineage, read together; 404 when neither exists.
 ///
@@ -117,38 +115,27 @@ pub async fn statistics(app: &App, r: &Req<'_>, name: &str) -> Result<Reply, Api
     Reply::ok(&stats)
 }
 
-/// The newest executions of all strategies. Executions have no global time index,
-/// so this scans them (bounded) and sorts; `next` resumes after the last one shown.
+/// The newest executions of all strategies, a page at a time, from the executions
+/// table's `recent` index (every item's `feed` partition, by `started_at`).
 pub async fn recent(app: &App, r: &Req<'_>) -> Result<Reply, ApiError> {
-    let req = page_req(&r.query)?;
-    let before = match &req.start {
-        None => None,
-        Some(k) => match (k.get("started_at"), k.get("execution_id")) {
-            (
-                Some(aws_sdk_dynamodb::types::AttributeValue::S(t)),
-                Some(aws_sdk_dynamodb::types::AttributeValue::S(e)),
-            ) => Some((t.clone(), e.clone())),
-            _ => return Err(ApiError::bad("next", "is not a token returned by this API")),
+    Reply::ok(&recent_page(app, &page_req(&r.query)?).await?)
+}
+
+/// A page of the newest executions (the API route and the viewer's home page).
+///
+/// # Errors
+/// The DynamoDB error or a malformed item.
+pub async fn recent_page(app: &App, req: &PageReq) -> Result<Page<Execution>, ApiError> {
+    Ok(repo::query_page(
+        &app.store,
+        &PartitionQuery {
+            table: &app.store.tables.executions,
+            index: Some("recent"),
+            pk_name: EXECUTION_FEED.0,
+            pk_value: EXECUTION_FEED.1,
+            newest_first: true,
         },
-    };
-    let mut all: Vec<Execution> =
-        repo::scan_all(&app.store, &app.store.tables.executions, RECENT_CAP).await?;
-    all.sort_by(|a, b| (&b.started_at, &b.execution_id).cmp(&(&a.started_at, &a.execution_id)));
-    let mut rest = all
-        .into_iter()
-        .filter(|e| {
-            before
-                .as_ref()
-                .is_none_or(|(t, id)| (&e.started_at, &e.execution_id) < (t, id))
-        })
-        .peekable();
-    let items: Vec<Execution> = rest.by_ref().take(req.limit as usize).collect();
-    let next = match (rest.peek(), items.last()) {
-        (Some(_), Some(last)) => Some(encode(&Key::from([
-            ("started_at".to_string(), s(&last.started_at)),
-            ("execution_id".to_string(), s(&last.execution_id)),
-        ]))),
-        _ => None,
-    };
-    Reply::ok(&Page { items, next })
+        req,
+    )
+    .await?)
 }

@@ -15,9 +15,9 @@ use tradeflow_core::strategy::Strategy;
 
 use crate::app::{App, Reply, Req};
 use crate::error::ApiError;
-use crate::page::{Page, page_req};
+use crate::page::{Page, PageReq, page_req};
 use crate::repo;
-use crate::{strategies, trading};
+use crate::{lineage_api, strategies, trading};
 
 /// A template context from `name => value` pairs (any `Serialize` value).
 macro_rules! context {
@@ -92,10 +92,15 @@ pub async fn home(app: &App, r: &Req<'_>) -> Result<Reply, ApiError> {
         .iter()
         .map(|s| strategies::view(app, s, r.now))
         .collect();
-    let mut executions: Vec<Execution> =
-        repo::scan_all(&app.store, &app.store.tables.executions, 10_000).await?;
-    executions.sort_by(|a, b| b.started_at.cmp(&a.started_at));
-    executions.truncate(30);
+    let executions = lineage_api::recent_page(
+        app,
+        &PageReq {
+            limit: 30,
+            start: None,
+        },
+    )
+    .await?
+    .items;
     Ok(Reply::Html(render(
         &app.views,
         "home.html",

@@ -20,19 +20,12 @@ async fn handle(
     deps: Arc<Deps>,
 ) -> Result<LoadStrategyOutput, StepError> {
     let trigger = parse_trigger(&input).map_err(StepError::fatal)?;
-    let prefix = &deps.config.rule_prefix;
-    let (strategy_id, trigger_name, tick) = match &trigger {
-        Trigger::Manual { strategy_id } => (
-            strategy_id.clone(),
-            "manual",
-            format!("manual#{}", ctx.execution_name),
-        ),
-        Trigger::Schedule { rule_name, time } => {
-            let id = rule_name.strip_prefix(prefix.as_str()).ok_or_else(|| {
-                StepError::fatal(format!("rule {rule_name} does not start with {prefix}"))
-            })?;
-            (id.to_string(), "schedule", time.clone())
-        }
+    let strategy_id = trigger
+        .strategy_id(&deps.config.rule_prefix)
+        .map_err(StepError::fatal)?;
+    let (trigger_name, tick) = match &trigger {
+        Trigger::Manual { .. } => ("manual", format!("manual#{}", ctx.execution_name)),
+        Trigger::Schedule { time, .. } => ("schedule", time.clone()),
     };
     let store = deps.store();
     let strategy = store

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tradeflow_adapters::Deps;
+use tradeflow_adapters::step::finished;
 use tradeflow_adapters::step::{StepCtx, now_rfc3339, serve};
-use tradeflow_core::execution::ExecutionStatus;
+use tradeflow_core::execution::{Execution, ExecutionStatus};
 use tradeflow_core::payloads::{CheckOrderOutput, ParseSignalOutput, PlaceOrderOutput};
 use tradeflow_core::{Step, StepError};
 
@@ -32,13 +33,10 @@ async fn handle(input: Input, ctx: StepCtx, deps: Arc<Deps>) -> Result<Value, St
     });
     let finished_at = now_rfc3339();
     deps.store()
-        .finish_execution(
-            &ctx.execution_name,
-            ExecutionStatus::Succeeded,
-            &finished_at,
-            Some(&summary),
-            None,
-        )
+        .finish_execution(&Execution {
+            summary: Some(summary.clone()),
+            ..finished(&ctx, ExecutionStatus::Succeeded, &finished_at)
+        })
         .await?;
     Ok(json!({"status": "SUCCEEDED", "finished_at": finished_at, "summary": summary}))
 }

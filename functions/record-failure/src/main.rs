@@ -7,8 +7,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tradeflow_adapters::Deps;
-use tradeflow_adapters::step::{StepCtx, now_rfc3339, serve};
-use tradeflow_core::execution::ExecutionStatus;
+use tradeflow_adapters::step::{StepCtx, finished, now_rfc3339, serve};
+use tradeflow_core::execution::{Execution, ExecutionStatus, parse_trigger};
 use tradeflow_core::lineage::StepStatus;
 use tradeflow_core::{Step, StepError};
 
@@ -16,6 +16,10 @@ use tradeflow_core::{Step, StepError};
 struct Input {
     /// What Catch put at `$.error`: `{"Error": …, "Cause": …}`.
     error: CaughtError,
+    /// The rest of the state, the execution input among it: names the strategy when
+    /// load_strategy failed before writing the execution item.
+    #[serde(flatten)]
+    state: serde_json::Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -51,14 +55,15 @@ async fn handle(input: Input, ctx: StepCtx, deps: Arc<Deps>) -> Result<Value, St
         "message": message,
         "attempts": failed.as_ref().map(|r| r.attempts),
     });
+    let strategy_id = parse_trigger(&Value::Object(input.state))
+        .and_then(|t| t.strategy_id(&deps.config.rule_prefix))
+        .unwrap_or_default();
     deps.store()
-        .finish_execution(
-            &ctx.execution_name,
-            ExecutionStatus::Failed,
-            &now_rfc3339(),
-            None,
-            Some(&execution_error),
-        )
+        .finish_execution(&Execution {
+            strategy_id,
+            error: Some(execution_error.clone()),
+            ..finished(&ctx, ExecutionStatus::Failed, &now_rfc3339())
+        })
         .await?;
     Ok(json!({"status": "FAILED", "execution_error": execution_error}))
 }

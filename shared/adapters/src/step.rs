@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tracing::Instrument;
+use tradeflow_core::execution::{Execution, ExecutionStatus};
 use tradeflow_core::lineage::{LineageRecord, StepStatus, step_key};
 use tradeflow_core::{Step, StepError};
 
@@ -92,6 +93,24 @@ fn strategy_id_of(state: &Value, output: Option<&Value>) -> String {
     .find_map(Value::as_str)
     .unwrap_or("unknown")
     .to_string()
+}
+
+/// The execution item a finishing step writes: its status and time, and what the
+/// context knows (ARN, start time) for an item load_strategy never opened.
+#[must_use]
+pub fn finished(ctx: &StepCtx, status: ExecutionStatus, at: &str) -> Execution {
+    Execution {
+        execution_id: ctx.execution_name.clone(),
+        execution_arn: ctx.execution_id.clone(),
+        strategy_id: String::new(),
+        status,
+        trigger: String::new(),
+        tick: String::new(),
+        started_at: ctx.execution_start_time.clone(),
+        finished_at: Some(at.to_string()),
+        summary: None,
+        error: None,
+    }
 }
 
 pub fn now_rfc3339() -> String {

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 use tradeflow_core::StepError;
-use tradeflow_core::execution::{Execution, ExecutionStatus};
+use tradeflow_core::execution::Execution;
 use tradeflow_core::strategy::Strategy;
 
 use crate::config::Tables;
@@ -45,6 +45,20 @@ impl From<StoreError> for StepError {
 }
 
 pub type Item = HashMap<String, AttributeValue>;
+
+/// Every execution item carries `feed = "executions"`: the partition key of the
+/// executions table's `recent` index (sort key `started_at`), which lists all
+/// strategies' executions newest first without a scan. One partition is enough:
+/// executions start at most once a minute per strategy, far below a partition's
+/// write limit.
+pub const EXECUTION_FEED: (&str, &str) = ("feed", "executions");
+
+#[derive(Serialize)]
+struct ExecutionItem<'a> {
+    #[serde(flatten)]
+    execution: &'a Execution,
+    feed: &'static str,
+}
 
 pub fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
@@ -295,8 +309,12 @@ impl Store {
     /// # Errors
     /// The SDK error.
     pub async fn start_execution(&self, execution: &Execution) -> Result<(), StoreError> {
+        let item = ExecutionItem {
+            execution,
+            feed: EXECUTION_FEED.1,
+        };
         match self
-            .put(&self.tables.executions, execution, Some("execution_id"))
+            .put(&self.tables.executions, &item, Some("execution_id"))
             .await
         {
             Ok(()) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
@@ -316,46 +334,73 @@ impl Store {
         .await
     }
 
-    /// Sets the final status of an execution with its summary or error.
+    /// Sets the final status of an execution with its summary or error. The other
+    /// fields of `known` fill only what the item lacks (`if_not_exists`): they matter
+    /// when the execution failed before load_strategy opened the item, which would
+    /// otherwise hold a status and an error and nothing to list or find it by.
     ///
     /// # Errors
     /// The SDK error.
-    pub async fn finish_execution(
-        &self,
-        execution_id: &str,
-        status: ExecutionStatus,
-        finished_at: &str,
-        summary: Option<&serde_json::Value>,
-        error: Option<&serde_json::Value>,
-    ) -> Result<(), StoreError> {
+    pub async fn finish_execution(&self, known: &Execution) -> Result<(), StoreError> {
         let table = &self.tables.executions;
+        let attr = |v: &serde_json::Value| {
+            serde_dynamo::to_attribute_value(v).map_err(|e| StoreError::Shape {
+                table: table.clone(),
+                source: e,
+            })
+        };
+        let status = serde_json::to_value(known.status)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        let mut sets: Vec<String> = [
+            "#st = :st",
+            "finished_at = :f",
+            "summary = :sum",
+            "#err = :err",
+            "#feed = if_not_exists(#feed, :feed)",
+        ]
+        .map(String::from)
+        .into();
         let mut req = self
             .client
             .update_item()
             .table_name(table)
-            .key("execution_id", s(execution_id))
-            .update_expression("SET #st = :st, finished_at = :f, summary = :sum, #err = :err")
+            .key("execution_id", s(&known.execution_id))
             .expression_attribute_names("#st", "status")
             .expression_attribute_names("#err", "error")
-            .expression_attribute_values(
-                ":st",
-                s(serde_json::to_value(status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default()),
-            )
-            .expression_attribute_values(":f", s(finished_at));
-        for (name, value) in [(":sum", summary), (":err", error)] {
+            .expression_attribute_names("#feed", EXECUTION_FEED.0)
+            .expression_attribute_values(":st", s(status))
+            .expression_attribute_values(":f", s(known.finished_at.as_deref().unwrap_or_default()))
+            .expression_attribute_values(":feed", s(EXECUTION_FEED.1));
+        for (name, value) in [(":sum", &known.summary), (":err", &known.error)] {
             let av = match value {
-                Some(v) => serde_dynamo::to_attribute_value(v).map_err(|e| StoreError::Shape {
-                    table: table.clone(),
-                    source: e,
-                })?,
+                Some(v) => attr(v)?,
                 None => AttributeValue::Null(true),
             };
             req = req.expression_attribute_values(name, av);
         }
-        req.send()
+        // Index keys (strategy_id, started_at) must never be written empty.
+        let fill = [
+            ("execution_arn", ":arn", "#arn", &known.execution_arn),
+            ("strategy_id", ":sid", "#sid", &known.strategy_id),
+            ("trigger", ":tr", "#tr", &known.trigger),
+            ("tick", ":tick", "#tick", &known.tick),
+            ("started_at", ":sa", "#sa", &known.started_at),
+        ];
+        for (attr_name, value_ref, name_ref, value) in fill {
+            if value.is_empty() {
+                continue;
+            }
+            sets.push(format!(
+                "{name_ref} = if_not_exists({name_ref}, {value_ref})"
+            ));
+            req = req
+                .expression_attribute_names(name_ref, attr_name)
+                .expression_attribute_values(value_ref, s(value));
+        }
+        req.update_expression(format!("SET {}", sets.join(", ")))
+            .send()
             .await
             .map_err(|e| dynamo_err("update", table, e))?;
         Ok(())

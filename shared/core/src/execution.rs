@@ -11,16 +11,23 @@ pub enum ExecutionStatus {
     Failed,
 }
 
+/// The fields load_strategy writes default to empty when read: an execution that
+/// failed before load_strategy opened it has only what record_failure knew.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Execution {
     pub execution_id: String,
+    #[serde(default)]
     pub execution_arn: String,
+    #[serde(default)]
     pub strategy_id: String,
     pub status: ExecutionStatus,
     /// `schedule` (EventBridge) or `manual`.
+    #[serde(default)]
     pub trigger: String,
     /// The scheduled time claimed, or `manual#<execution>`.
+    #[serde(default)]
     pub tick: String,
+    #[serde(default)]
     pub started_at: String,
     pub finished_at: Option<String>,
     /// Signal, order and P&L summary written by record_execution.
@@ -36,6 +43,22 @@ pub enum Trigger {
     Schedule { rule_name: String, time: String },
     /// Started by hand or by the API with `{"strategy_id": …}`.
     Manual { strategy_id: String },
+}
+
+impl Trigger {
+    /// The strategy the trigger runs: named, or the rule's name less `rule_prefix`.
+    ///
+    /// # Errors
+    /// A rule whose name does not start with the prefix.
+    pub fn strategy_id(&self, rule_prefix: &str) -> Result<String, String> {
+        match self {
+            Self::Manual { strategy_id } => Ok(strategy_id.clone()),
+            Self::Schedule { rule_name, .. } => rule_name
+                .strip_prefix(rule_prefix)
+                .map(String::from)
+                .ok_or_else(|| format!("rule {rule_name} does not start with {rule_prefix}")),
+        }
+    }
 }
 
 /// Reads the trigger from an execution input.
@@ -90,6 +113,36 @@ mod tests {
                 rule_name: "tradeflow-aapl-swing".into(),
                 time: "2026-11-22T14:30:00Z".into()
             })
+        );
+    }
+
+    #[test]
+    fn the_strategy_of_a_rule_is_its_name_less_the_prefix() {
+        let rule = |name: &str| Trigger::Schedule {
+            rule_name: name.into(),
+            time: "t".into(),
+        };
+        assert_eq!(
+            rule("tradeflow-aapl-swing").strategy_id("tradeflow-"),
+            Ok("aapl-swing".into())
+        );
+        assert!(rule("other-aapl").strategy_id("tradeflow-").is_err());
+        let manual = Trigger::Manual {
+            strategy_id: "x".into(),
+        };
+        assert_eq!(manual.strategy_id("tradeflow-"), Ok("x".into()));
+    }
+
+    #[test]
+    fn an_execution_item_written_only_by_record_failure_reads() {
+        let e: Execution = serde_json::from_value(json!({
+            "execution_id": "e-1", "status": "FAILED", "finished_at": "2026-11-22T00:00:00.000Z",
+            "summary": null, "error": {"failed_step": "load_strategy"}
+        }))
+        .unwrap();
+        assert_eq!(
+            (e.status, e.started_at.as_str()),
+            (ExecutionStatus::Failed, "")
         );
     }
 

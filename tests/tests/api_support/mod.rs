@@ -45,10 +45,10 @@ impl Api {
     /// (`Null` when empty, `{"non_json_body": text}` when not JSON, so a failed
     /// assertion shows what came back).
     ///
-    /// A GET is retried (3 tries) when the response breaks off or the local
-    /// emulator's proxy answers 502/503/504: those come from `cargo lambda
-    /// watch`, not from the API, and a GET is safe to repeat. Our API's own
-    /// answers, 500 included, are returned as they are.
+    /// A GET is retried (3 tries) when the response breaks off or a 502/503/504
+    /// comes without our API's JSON error body: those come from `cargo lambda
+    /// watch`'s proxy, not from the API, and a GET is safe to repeat. Our API's
+    /// own answers, errors included, are returned as they are.
     pub async fn call(
         &self,
         method: Method,
@@ -68,12 +68,17 @@ impl Api {
             let res = req.send().await.expect("api reachable");
             let status = res.status();
             let text = res.text().await;
-            let proxy_error = matches!(
-                status,
-                StatusCode::BAD_GATEWAY
-                    | StatusCode::SERVICE_UNAVAILABLE
-                    | StatusCode::GATEWAY_TIMEOUT
-            );
+            // Our API's own 502 (`upstream_error`) has a JSON `error`; the proxy's not.
+            let ours = text.as_ref().is_ok_and(|t| {
+                serde_json::from_str::<Value>(t).is_ok_and(|v| v.get("error").is_some())
+            });
+            let proxy_error = !ours
+                && matches!(
+                    status,
+                    StatusCode::BAD_GATEWAY
+                        | StatusCode::SERVICE_UNAVAILABLE
+                        | StatusCode::GATEWAY_TIMEOUT
+                );
             if (text.is_err() || proxy_error) && attempt < retries {
                 attempt += 1;
                 eprintln!("{method} {path}: {status} {text:?}; trying again");
