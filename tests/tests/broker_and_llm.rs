@@ -267,6 +267,7 @@ async fn the_workflow_analyses_with_an_openai_compatible_server() {
         kind: "openai".into(),
         base_url: Some(format!("http://127.0.0.1:{port}/v1")),
         model: Some("fake-vision-1".into()),
+        ..ProviderSpec::default()
     };
     assert!(s.dry_run);
     stack.put_strategy(&s).await.unwrap();

@@ -76,6 +76,25 @@ pub struct ProviderSpec {
     pub model: Option<String>,
     #[serde(default)]
     pub base_url: Option<String>,
+    /// How an OpenAI-compatible server is asked for the signal's structure.
+    #[serde(default)]
+    pub structured_output: StructuredOutput,
+}
+
+/// `response_format` of an OpenAI-compatible request. Servers differ: OpenAI, vLLM
+/// and recent Ollama take a JSON schema; some local servers reject it and take only
+/// JSON mode; some take neither. Whatever comes back, parse_signal validates it and
+/// falls back to its text parser.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StructuredOutput {
+    /// `{"type": "json_schema", …}` with the signal's schema, strict.
+    #[default]
+    JsonSchema,
+    /// `{"type": "json_object"}`: any JSON object (the prompt describes the fields).
+    JsonObject,
+    /// No `response_format`: free text, read by the tolerant parser.
+    None,
 }
 
 fn default_provider() -> String {
@@ -88,6 +107,7 @@ impl Default for ProviderSpec {
             kind: default_provider(),
             model: None,
             base_url: None,
+            structured_output: StructuredOutput::default(),
         }
     }
 }

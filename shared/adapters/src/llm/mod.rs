@@ -194,6 +194,7 @@ impl Provider {
                         .clone()
                         .unwrap_or_else(|| openai::DEFAULT_MODEL.to_string()),
                     api_key: api_key(config).await?,
+                    structured_output: spec.structured_output,
                     ..OpenAiSettings::new(base_url)
                 };
                 Ok(Self::OpenAi(OpenAiClient::new(settings)?))

@@ -1,6 +1,7 @@
 //! OpenAI-compatible chat completions (OpenAI, Ollama, vLLM, LM Studio): the prompt
 //! and the charts as base64 PNG data URLs, with structured output requested through
-//! `response_format: json_schema`.
+//! `response_format` (a JSON schema by default; JSON mode or nothing for servers
+//! that reject it, chosen per strategy).
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -11,6 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tradeflow_core::payloads::TokenUsage;
 use tradeflow_core::signal::structured_answer_schema;
+use tradeflow_core::strategy::StructuredOutput;
 
 use super::{AnalysisRequest, AnalysisResponse, ChartAnalyst, LlmError, RetryPolicy};
 use crate::config::Secret;
@@ -29,6 +31,7 @@ pub struct OpenAiSettings {
     /// Sent as a bearer token when not empty (local servers need none).
     pub api_key: Secret,
     pub retry: RetryPolicy,
+    pub structured_output: StructuredOutput,
 }
 
 impl OpenAiSettings {
@@ -38,6 +41,7 @@ impl OpenAiSettings {
             model: DEFAULT_MODEL.into(),
             api_key: Secret::default(),
             retry: RetryPolicy::default(),
+            structured_output: StructuredOutput::default(),
         }
     }
 }
@@ -94,14 +98,22 @@ impl OpenAiClient {
                 "image_url": {"url": format!("data:image/png;base64,{}", STANDARD.encode(&image.png))},
             }));
         }
-        json!({
+        let mut body = json!({
             "model": self.settings.model,
             "messages": [{"role": "user", "content": content}],
-            "response_format": {
+        });
+        let format = match self.settings.structured_output {
+            StructuredOutput::JsonSchema => Some(json!({
                 "type": "json_schema",
                 "json_schema": {"name": "trading_signal", "strict": true, "schema": structured_answer_schema()},
-            },
-        })
+            })),
+            StructuredOutput::JsonObject => Some(json!({"type": "json_object"})),
+            StructuredOutput::None => None,
+        };
+        if let Some(f) = format {
+            body["response_format"] = f;
+        }
+        body
     }
 }
 

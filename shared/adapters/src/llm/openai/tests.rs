@@ -104,6 +104,7 @@ fn client(base_url: &str, api_key: &str) -> OpenAiClient {
             timeout: Duration::from_millis(300),
             deadline: Duration::from_secs(5),
         },
+        structured_output: StructuredOutput::JsonSchema,
     })
     .unwrap()
 }
@@ -168,6 +169,29 @@ async fn the_request_carries_the_chart_the_schema_and_the_key() {
         }
     );
     assert_eq!(out.attempts, 1);
+}
+
+#[test]
+fn servers_that_reject_a_schema_get_json_mode_or_no_format() {
+    let with = |structured_output| {
+        OpenAiClient::new(OpenAiSettings {
+            structured_output,
+            ..OpenAiSettings::new("http://127.0.0.1:9/v1")
+        })
+        .unwrap()
+        .request_body(&request())
+    };
+
+    let object = with(StructuredOutput::JsonObject);
+    let none = with(StructuredOutput::None);
+
+    assert_eq!(object["response_format"], json!({"type": "json_object"}));
+    assert!(none.get("response_format").is_none(), "{none}");
+    assert_eq!(none["messages"], object["messages"]);
+    assert_eq!(
+        with(StructuredOutput::JsonSchema).pointer("/response_format/type"),
+        Some(&json!("json_schema"))
+    );
 }
 
 #[tokio::test]
