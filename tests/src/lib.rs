@@ -192,6 +192,37 @@ impl FakeIbkr {
             .collect())
     }
 
+    /// The commission the gateway reports for the order with cOID `coid`: the sum
+    /// over its executions, as `/iserver/account/trades` lists them (read through
+    /// the unpaced control endpoint, so the Lambdas' pacing budget is left alone).
+    ///
+    /// # Errors
+    /// Transport errors, an answer without `executions`, an execution whose
+    /// commission is not reported or not a decimal.
+    pub async fn commission_of(&self, coid: &str) -> anyhow::Result<rust_decimal::Decimal> {
+        let v: Value = self
+            .http
+            .get(format!("{}/executions", self.base))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let mut total = rust_decimal::Decimal::ZERO;
+        for e in v["executions"]
+            .as_array()
+            .context("executions")?
+            .iter()
+            .filter(|e| e["order_ref"] == coid)
+        {
+            let c = e["commission"]
+                .as_str()
+                .with_context(|| format!("commission of {e}"))?;
+            total += c.parse::<rust_decimal::Decimal>()?;
+        }
+        Ok(total)
+    }
+
     /// Makes the next `count` requests whose path starts with `path` fail with `kind`
     /// (`status500`, `status503`, `garbage`, `delay`).
     ///

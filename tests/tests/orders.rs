@@ -165,6 +165,19 @@ async fn a_live_order_is_placed_tracked_through_a_partial_fill_and_filled_via_th
     let at_broker = fake.orders_with_ref(&coid).await.unwrap();
     assert_eq!(at_broker.len(), 1, "{at_broker:?}");
     assert_eq!(at_broker[0]["status"], "Filled");
+    // The partial fills' executions, each with the commission IBKR reports for it.
+    let reported = fake.commission_of(&coid).await.unwrap();
+    assert!(reported > Decimal::ZERO, "no commission at the broker");
+    assert_eq!(
+        (
+            order.commission,
+            order.applied_commission,
+            order.commission_reported
+        ),
+        (reported, reported, true),
+        "{:?}",
+        order.history
+    );
 
     let p: Position = stack
         .deps
@@ -176,6 +189,7 @@ async fn a_live_order_is_placed_tracked_through_a_partial_fill_and_filled_via_th
     assert_eq!(p.quantity, qty);
     assert_eq!(p.avg_cost, setup.close);
     assert_eq!(p.cost_basis, (qty * setup.close).round_dp(2));
+    assert_eq!((p.open_commission, p.commission_reported), (reported, true));
     assert_eq!((p.stop, p.target), (setup.signal.stop, setup.signal.target));
     assert_eq!(
         (p.position_id.as_str(), p.execution_id.as_str()),
@@ -349,6 +363,7 @@ async fn the_monitor_exits_a_position_once_when_the_price_crosses_its_stop() {
         cost_basis: Decimal::from(1000),
         avg_cost: entry,
         open_commission: Decimal::ONE,
+        commission_reported: true,
         realized_pnl: Decimal::ZERO,
         stop: Some(Decimal::from(95)),
         target: Some(Decimal::from(120)),
@@ -419,13 +434,25 @@ async fn the_monitor_exits_a_position_once_when_the_price_crosses_its_stop() {
     let trades = book.trades_of(&id).await.unwrap();
     assert_eq!(trades.len(), 1, "{trades:?}");
     let t = &trades[0];
-    // 10 sold at the fake's 94.50 against a 100.00 cost, 1.00 entry commission.
+    // 10 sold at the fake's 94.50 against a 100.00 cost; commission: the position's
+    // 1.00 entry commission and the exit's, as the gateway reports it.
+    let exit_commission = fake.commission_of(&coid).await.unwrap();
+    assert!(exit_commission > Decimal::ZERO, "no exit commission");
     assert_eq!(
         (t.quantity, t.exit_price),
         (Decimal::from(10), Decimal::new(9450, 2))
     );
     assert_eq!(t.gross_pnl, Decimal::new(-5500, 2));
-    assert_eq!(t.realized_pnl, Decimal::new(-5600, 2));
+    assert_eq!(t.commission, Decimal::ONE + exit_commission);
+    assert_eq!(
+        t.realized_pnl,
+        Decimal::new(-5500, 2) - Decimal::ONE - exit_commission
+    );
+    assert!(t.commission_reported);
+    assert_eq!(
+        (exit.commission, exit.commission_reported),
+        (exit_commission, true)
+    );
     assert_eq!(
         (t.exit_purpose.as_str(), t.entry_order_id.as_str()),
         ("stop_exit", p.position_id.as_str())

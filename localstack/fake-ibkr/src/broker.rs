@@ -11,9 +11,26 @@ use tradeflow_core::synthetic;
 
 /// Starting cash of the paper account.
 pub const START_CASH: f64 = 1_000_000.0;
-/// IBKR Pro fixed: USD 0.005 per share, at least USD 1.00 per order.
+/// IBKR Pro Fixed pricing for US stocks: USD 0.005 per share, at least USD 1.00 and
+/// at most 1% of the trade value per order (exchange and regulatory fees left out).
+/// The minimum is per order, so the executions of a partially filled order carry
+/// the growth of the order's cumulative commission: the first pays the minimum,
+/// later ones only what the per-share rate adds beyond it.
 const COMMISSION_PER_SHARE: f64 = 0.005;
 const COMMISSION_MIN: f64 = 1.0;
+const COMMISSION_MAX_OF_VALUE: f64 = 0.01;
+
+/// The fixed commission, in cents, of an order that has filled `qty` shares worth
+/// `value` so far.
+pub fn fixed_commission_cents(qty: f64, value: f64) -> i64 {
+    if qty <= 0.0 {
+        return 0;
+    }
+    let c = (qty * COMMISSION_PER_SHARE)
+        .max(COMMISSION_MIN)
+        .min(value * COMMISSION_MAX_OF_VALUE);
+    (c * 100.0).round() as i64
+}
 /// A limit further than this from the market triggers IBKR's price-percentage question.
 const PRICE_PERCENT_LIMIT: f64 = 0.03;
 
@@ -114,6 +131,100 @@ impl FakeOrder {
     }
 }
 
+/// One execution (a fill of part or all of an order), as `/iserver/account/trades`
+/// lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FakeExecution {
+    pub execution_id: String,
+    pub order_id: u64,
+    pub coid: Option<String>,
+    pub account: String,
+    pub conid: i64,
+    pub symbol: String,
+    pub side: String,
+    pub size: f64,
+    pub price: f64,
+    pub commission_cents: i64,
+    /// Whether the commission is reported yet (see `CommissionReporting`).
+    pub reported: bool,
+    pub at: DateTime<Utc>,
+}
+
+impl FakeExecution {
+    /// IBKR's shape: conid, price and commission as strings, size and net amount as
+    /// numbers; the commission is `""` (or absent) until it is reported.
+    pub fn trade_json(&self, form: UnreportedForm) -> Value {
+        let buy = self.side == "BUY";
+        let mut v = json!({
+            "execution_id": self.execution_id,
+            "symbol": self.symbol,
+            "supports_tax_opt": "1",
+            "side": if buy { "B" } else { "S" },
+            "order_description": format!("{} {} @ {} on ISLAND", if buy { "Bought" } else { "Sold" }, self.size, self.price),
+            "trade_time": self.at.format("%Y%m%d-%H:%M:%S").to_string(),
+            "trade_time_r": self.at.timestamp_millis(),
+            "size": self.size,
+            "price": format!("{}", self.price),
+            "order_ref": self.coid,
+            "submitter": "fakeuser",
+            "exchange": "ISLAND",
+            "net_amount": self.size * self.price,
+            "account": self.account,
+            "accountCode": self.account,
+            "company_name": synthetic::contract(self.conid).map_or("", |c| c.1),
+            "contract_description_1": self.symbol,
+            "sec_type": "STK",
+            "listing_exchange": "NASDAQ.NMS",
+            "conid": self.conid.to_string(),
+            "conidEx": self.conid.to_string(),
+            "clearing_id": "IB",
+            "clearing_name": "IB",
+            "liquidation_trade": "0",
+            "is_event_trading": "0",
+            "order_id": self.order_id,
+        });
+        if self.reported {
+            v["commission"] = json!(format!(
+                "{}.{:02}",
+                self.commission_cents / 100,
+                self.commission_cents % 100
+            ));
+        } else if form == UnreportedForm::Empty {
+            v["commission"] = json!("");
+        }
+        v
+    }
+}
+
+/// How an execution whose commission is not reported yet shows it.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum UnreportedForm {
+    /// `"commission": ""`.
+    #[default]
+    Empty,
+    /// No `commission` field.
+    Absent,
+}
+
+/// Whether new executions come with their commission (IBKR reports it a little
+/// after the fill; tests hold it back to see that).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+pub struct CommissionReporting {
+    pub reported: bool,
+    #[serde(default)]
+    pub form: UnreportedForm,
+}
+
+impl Default for CommissionReporting {
+    fn default() -> Self {
+        Self {
+            reported: true,
+            form: UnreportedForm::Empty,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Holding {
     pub quantity: f64,
@@ -182,6 +293,8 @@ pub struct Gateway {
     pub liquidity: HashMap<i64, f64>,
     pub pending: Option<PendingReply>,
     pub orders: Vec<FakeOrder>,
+    pub executions: Vec<FakeExecution>,
+    pub commission_reporting: CommissionReporting,
     pub coids: HashMap<String, DateTime<Utc>>,
     pub holdings: HashMap<i64, Holding>,
     pub cash: f64,
@@ -210,6 +323,8 @@ impl Gateway {
             liquidity: HashMap::new(),
             pending: None,
             orders: Vec::new(),
+            executions: Vec::new(),
+            commission_reporting: CommissionReporting::default(),
             coids: HashMap::new(),
             holdings: HashMap::new(),
             cash: START_CASH,
@@ -439,7 +554,11 @@ impl Gateway {
                 continue;
             }
             let (conid, side_sign) = (o.conid, if buy { 1.0 } else { -1.0 });
-            let commission = (qty * COMMISSION_PER_SHARE).max(COMMISSION_MIN);
+            let before = fixed_commission_cents(o.filled, o.avg_price * o.filled);
+            let after =
+                fixed_commission_cents(o.filled + qty, o.avg_price * o.filled + fill_price * qty);
+            let cents = after - before;
+            let commission = cents as f64 / 100.0;
             let o = &mut self.orders[i];
             o.avg_price = (o.avg_price * o.filled + fill_price * qty) / (o.filled + qty);
             o.filled += qty;
@@ -448,9 +567,48 @@ impl Gateway {
             if o.remaining() <= 0.0 {
                 o.status = "Filled".into();
             }
+            let execution = FakeExecution {
+                execution_id: format!("0000fake.{:08x}.01.01", self.executions.len() + 1),
+                order_id: o.order_id,
+                coid: o.coid.clone(),
+                account: o.account.clone(),
+                conid,
+                symbol: o.symbol.clone(),
+                side: o.side.clone(),
+                size: qty,
+                price: fill_price,
+                commission_cents: cents,
+                reported: self.commission_reporting.reported,
+                at: now,
+            };
+            self.executions.push(execution);
             self.cash -= side_sign * qty * fill_price + commission;
             let h = self.holdings.entry(conid).or_default();
             apply_fill(h, side_sign * qty, fill_price);
+        }
+    }
+
+    /// `GET /iserver/account/trades`: executions of the current day, or of the last
+    /// `days` days (IBKR: at most 7), newest first.
+    pub fn trades(&self, days: Option<u32>) -> Vec<Value> {
+        let days = i64::from(days.unwrap_or(1).clamp(1, 7));
+        let first_day = Self::today() - Duration::days(days - 1);
+        self.executions
+            .iter()
+            .rev()
+            .filter(|e| e.at.date_naive() >= first_day)
+            .map(|e| e.trade_json(self.commission_reporting.form))
+            .collect()
+    }
+
+    /// Sets whether new executions come with their commission; reporting again
+    /// also reports the commission of every execution held back so far.
+    pub fn set_commission_reporting(&mut self, r: CommissionReporting) {
+        self.commission_reporting = r;
+        if r.reported {
+            for e in &mut self.executions {
+                e.reported = true;
+            }
         }
     }
 
@@ -646,6 +804,60 @@ mod tests {
         assert_eq!(partial, ("Submitted".to_string(), 4.0));
         assert_eq!(g.orders[0].status, "Filled");
         assert_eq!(g.orders[0].filled, 10.0);
+    }
+
+    #[test]
+    fn partial_fills_pay_the_per_order_minimum_once_and_the_per_share_rate_beyond() {
+        let mut g = Gateway::new("DU1".into(), true);
+        g.prices.insert(265598, 100.0);
+        g.liquidity.insert(265598, 150.0);
+        placed_after_reply(&mut g, ticket("BUY", "MKT", None, 300.0, "c"));
+
+        for _ in 0..4 {
+            g.tick();
+        }
+
+        let cents: Vec<i64> = g.executions.iter().map(|e| e.commission_cents).collect();
+        // 150 shares: 0.75 -> minimum 1.00; 300 shares: 1.50 in all.
+        assert_eq!(cents, vec![100, 50]);
+        assert!((g.orders[0].commission - 1.5).abs() < 1e-9);
+        let rows = g.trades(None);
+        assert_eq!(rows[0]["commission"], "0.50");
+        assert_eq!(rows[1]["commission"], "1.00");
+        assert_eq!(rows[1]["price"], "100");
+        assert_eq!(rows[1]["conid"], "265598");
+        assert_eq!(rows[1]["order_ref"], "c");
+    }
+
+    #[test]
+    fn commission_is_capped_at_one_percent_of_a_small_trade() {
+        assert_eq!(fixed_commission_cents(1.0, 50.0), 50);
+        assert_eq!(fixed_commission_cents(10.0, 945.0), 100);
+        assert_eq!(fixed_commission_cents(1000.0, 100_000.0), 500);
+        assert_eq!(fixed_commission_cents(0.0, 0.0), 0);
+    }
+
+    #[test]
+    fn held_back_commissions_show_empty_or_absent_until_reported() {
+        let mut g = Gateway::new("DU1".into(), true);
+        g.prices.insert(265598, 100.0);
+        g.set_commission_reporting(CommissionReporting {
+            reported: false,
+            form: UnreportedForm::Absent,
+        });
+        placed_after_reply(&mut g, ticket("BUY", "MKT", None, 10.0, "d"));
+        g.tick();
+        g.tick();
+
+        let absent = g.trades(Some(7));
+        g.commission_reporting.form = UnreportedForm::Empty;
+        let empty = g.trades(None);
+        g.set_commission_reporting(CommissionReporting::default());
+        let reported = g.trades(None);
+
+        assert!(absent[0].get("commission").is_none());
+        assert_eq!(empty[0]["commission"], "");
+        assert_eq!(reported[0]["commission"], "1.00");
     }
 
     #[test]

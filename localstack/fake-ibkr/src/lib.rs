@@ -1,8 +1,9 @@
 //! A fake IBKR Client Portal gateway: the same paths under `/v1/api`, IBKR's JSON
 //! shapes and quirks (401 until logged in, string conids in search, snake_case
 //! contract info, string snapshot values with an empty pre-flight, order questions,
-//! HTTP 200 rejections, duplicate cOIDs, 429 pacing), an in-memory paper broker with
-//! a deterministic fill model, and `/fake/*` endpoints that tests use to steer it.
+//! HTTP 200 rejections, duplicate cOIDs, 429 pacing, executions with string prices
+//! and commissions reported late), an in-memory paper broker with a deterministic
+//! fill model, and `/fake/*` endpoints that tests use to steer it.
 
 pub mod broker;
 
@@ -23,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tradeflow_core::synthetic;
 
-use crate::broker::{Fault, FaultKind, Gateway, OrderAnswer, OrderTicket};
+use crate::broker::{CommissionReporting, Fault, FaultKind, Gateway, OrderAnswer, OrderTicket};
 
 /// How the gateway starts.
 #[derive(Debug, Clone)]
@@ -109,6 +110,7 @@ pub fn router(opts: Options) -> Router {
         .route("/iserver/reply/{id}", post(reply))
         .route("/iserver/account/orders", get(live_orders))
         .route("/iserver/account/order/status/{id}", get(order_status))
+        .route("/iserver/account/trades", get(trades))
         .route("/iserver/account/{acct}/order/{id}", delete(cancel_order))
         .route("/portfolio/accounts", get(portfolio_accounts))
         .route("/portfolio/{acct}/positions/{page}", get(positions))
@@ -122,7 +124,9 @@ pub fn router(opts: Options) -> Router {
         .route("/compete", post(fake_compete))
         .route("/price", post(fake_price))
         .route("/faults", post(fake_faults).delete(fake_clear_faults))
-        .route("/orders", get(fake_orders));
+        .route("/orders", get(fake_orders))
+        .route("/executions", get(fake_executions))
+        .route("/commissions", post(fake_commissions));
     Router::new()
         .nest("/v1/api", api)
         .nest("/fake", control)
@@ -163,6 +167,7 @@ fn session_free(path: &str) -> bool {
 fn slow_endpoint(method: &axum::http::Method, path: &str) -> Option<&'static str> {
     match (method.as_str(), path) {
         ("GET", "/iserver/account/orders") => Some("orders"),
+        ("GET", "/iserver/account/trades") => Some("trades"),
         ("GET", "/portfolio/accounts") => Some("portfolio_accounts"),
         _ => None,
     }
@@ -593,6 +598,16 @@ async fn order_status(State(st): State<AppState>, Path(id): Path<String>) -> Res
     }
 }
 
+#[derive(Deserialize)]
+struct TradesQuery {
+    #[serde(default)]
+    days: Option<u32>,
+}
+
+async fn trades(State(st): State<AppState>, Query(q): Query<TradesQuery>) -> Response {
+    Json(st.gw().trades(q.days)).into_response()
+}
+
 async fn cancel_order(
     State(st): State<AppState>,
     Path((acct, id)): Path<(String, String)>,
@@ -750,4 +765,22 @@ async fn fake_clear_faults(State(st): State<AppState>) -> Response {
 
 async fn fake_orders(State(st): State<AppState>) -> Response {
     Json(json!({"orders": st.gw().orders})).into_response()
+}
+
+/// Every execution as `/iserver/account/trades` serves it, without pacing or the
+/// day window.
+async fn fake_executions(State(st): State<AppState>) -> Response {
+    let gw = st.gw();
+    let form = gw.commission_reporting.form;
+    let all: Vec<Value> = gw.executions.iter().map(|e| e.trade_json(form)).collect();
+    Json(json!({"executions": all})).into_response()
+}
+
+async fn fake_commissions(
+    State(st): State<AppState>,
+    Json(r): Json<CommissionReporting>,
+) -> Response {
+    let mut gw = st.gw();
+    gw.set_commission_reporting(r);
+    Json(json!(gw.commission_reporting)).into_response()
 }

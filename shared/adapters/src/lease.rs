@@ -134,6 +134,14 @@ impl<B: Broker> Broker for LeasedBroker<B> {
     async fn cancel(&self, broker_order_id: &str) -> Result<(), BrokerError> {
         self.inner.cancel(broker_order_id).await
     }
+
+    async fn commission(
+        &self,
+        order: &Order,
+        filled: rust_decimal::Decimal,
+    ) -> Result<Option<rust_decimal::Decimal>, BrokerError> {
+        self.inner.commission(order, filled).await
+    }
 }
 
 impl crate::aws::Deps {

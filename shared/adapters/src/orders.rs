@@ -15,11 +15,12 @@ use thiserror::Error;
 use tradeflow_core::StepError;
 use tradeflow_core::orders::{
     Broker, BrokerAck, BrokerError, BrokerOrder, Order, OrderStatus, OrderStore, OrderStoreError,
+    with_commission,
 };
 use tradeflow_core::portfolio::{Drawdown, FillOutcome, Position, Trade, apply_fill};
 
 use crate::aws::Deps;
-use crate::ibkr::types::{OrderRequest, OrderType};
+use crate::ibkr::types::{OrderRequest, OrderType, order_commission};
 use crate::ibkr::{IbkrClient, IbkrError};
 use crate::store::{Item, Store, StoreError, from_item, s, to_item};
 
@@ -518,7 +519,8 @@ fn report(id: i64, raw: &str, filled: f64, avg: Option<f64>) -> BrokerOrder {
         raw_status: raw.to_string(),
         filled,
         avg_price: avg.filter(|p| *p > 0.0).and_then(decimal),
-        // Neither order endpoint reports commission (it is in /iserver/account/trades).
+        // Neither order endpoint reports commission: `Broker::commission` reads it
+        // from /iserver/account/trades.
         commission: None,
     }
 }
@@ -571,6 +573,32 @@ impl Broker for IbkrClient {
             .map(|_| ())
             .map_err(broker_error)
     }
+
+    async fn commission(
+        &self,
+        order: &Order,
+        filled: Decimal,
+    ) -> Result<Option<Decimal>, BrokerError> {
+        let executions = self
+            .trades(trade_days(&order.created_at, chrono::Utc::now()))
+            .await
+            .map_err(broker_error)?;
+        Ok(order_commission(
+            &executions,
+            &order.order_id,
+            order.broker_order_id.as_deref(),
+            filled,
+        ))
+    }
+}
+
+/// The `days` of executions that cover an order created at `created_at`: without
+/// it IBKR lists the current day only, and its day is not the UTC day, so one day
+/// of slack; at most IBKR's 7.
+fn trade_days(created_at: &str, now: chrono::DateTime<chrono::Utc>) -> Option<u32> {
+    let created = chrono::DateTime::parse_from_rfc3339(created_at).ok()?;
+    let age = (now.date_naive() - created.date_naive()).num_days();
+    Some(u32::try_from(age + 2).unwrap_or(2).min(7))
 }
 
 /// Converts a broker error met while tracking into a step error.
@@ -675,6 +703,7 @@ pub async fn poll_order<B: Broker>(
             tracing::info!(order_id, "order not listed at the broker yet");
             return Ok(order);
         };
+        let report = with_commission(broker, &order, report).await;
         let before = order.clone();
         order.observe(&report, now);
         match order.unapplied_fill(&report, now) {
@@ -768,6 +797,7 @@ pub async fn cancel_order<B: Broker>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ibkr::types::Execution;
 
     #[test]
     fn order_errors_keep_their_meaning_for_exactly_once() {
@@ -802,6 +832,95 @@ mod tests {
             broker_error(IbkrError::NotAuthenticated),
             BrokerError::Failed(_)
         ));
+    }
+
+    fn order(coid: &str, side: tradeflow_core::orders::Side) -> Order {
+        Order::new(
+            tradeflow_core::orders::NewOrder {
+                order_id: coid.into(),
+                strategy_id: "s1".into(),
+                execution_id: format!("exec-{coid}"),
+                conid: 265598,
+                symbol: "AAPL".into(),
+                side,
+                order_type: "LMT".into(),
+                quantity: Decimal::from(333),
+                limit_price: None,
+                tif: "DAY".into(),
+                stop: None,
+                target: None,
+                purpose: "entry".into(),
+                position_id: None,
+                sizing: None,
+            },
+            OrderStatus::Submitted,
+            "2026-01-05T15:00:00Z",
+            None,
+        )
+    }
+
+    /// What `/iserver/account/trades` lists for one execution (strings as IBKR sends them).
+    fn execution(coid: &str, size: u32, price: &str, commission: &str) -> Execution {
+        serde_json::from_value(json!({
+            "execution_id": format!("{coid}.{size}"), "order_ref": coid, "order_id": 1,
+            "conid": "265598", "side": "B", "size": size, "price": price,
+            "commission": commission, "net_amount": 0, "trade_time_r": 1_767_625_200_000_i64,
+        }))
+        .unwrap()
+    }
+
+    /// The broker's report of a filled order, with the commission of its executions.
+    fn filled(order: &Order, avg: &str, executions: &[Execution]) -> BrokerOrder {
+        let mut r = report(1, "Filled", 333.0, avg.parse().ok());
+        r.commission = order_commission(executions, &order.order_id, None, r.filled);
+        r
+    }
+
+    #[test]
+    fn a_round_trip_is_net_of_both_reported_commissions_to_the_cent() {
+        use tradeflow_core::orders::Side;
+        let entry = order("tf-in", Side::Buy);
+        let exit = order("tf-out", Side::Sell);
+        let bought = filled(
+            &entry,
+            "187.23",
+            &[
+                execution("tf-in", 200, "187.23", "1.00"),
+                execution("tf-in", 133, "187.23", "0.67"),
+            ],
+        );
+        let sold = filled(
+            &exit,
+            "191.07",
+            &[execution("tf-out", 333, "191.07", "1.67")],
+        );
+
+        let in_fill = entry.unapplied_fill(&bought, "t1").unwrap();
+        let opened = apply_fill(None, &entry, &in_fill);
+        let out_fill = exit.unapplied_fill(&sold, "t2").unwrap();
+        let closed = apply_fill(Some(&opened.position), &exit, &out_fill);
+
+        let t = closed.trade.unwrap();
+        // 333 × (191.07 − 187.23) = 1278.72; commission 1.67 in + 1.67 out.
+        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        assert_eq!(
+            (t.gross_pnl, t.commission, t.realized_pnl),
+            (d("1278.72"), d("3.34"), d("1275.38"))
+        );
+        assert!(t.commission_reported);
+        assert_eq!(closed.position.realized_pnl, d("1275.38"));
+    }
+
+    #[test]
+    fn executions_are_asked_for_since_the_day_before_the_order() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-01-07T15:00:00Z")
+            .unwrap()
+            .to_utc();
+
+        assert_eq!(trade_days("2026-01-07T14:59:00.000Z", now), Some(2));
+        assert_eq!(trade_days("2026-01-05T23:00:00Z", now), Some(4));
+        assert_eq!(trade_days("2025-12-01T10:00:00Z", now), Some(7));
+        assert_eq!(trade_days("garbled", now), None);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The IBKR client against the fake gateway over real HTTP: every endpoint, every
-//! typed error, the reply flow, duplicate cOIDs, pacing and retries.
+//! typed error, the reply flow, duplicate cOIDs, executions and their commission,
+//! pacing and retries.
 
 mod ibkr_support;
 
@@ -14,7 +15,7 @@ use tradeflow_adapters::ibkr::types::{OrderRequest, OrderType};
 use tradeflow_adapters::ibkr::{ConfirmPolicy, IbkrClient, IbkrError, IbkrSettings, PacingLimits};
 use tradeflow_adapters::market::MarketSource;
 use tradeflow_core::market::validate_bars;
-use tradeflow_core::orders::Side;
+use tradeflow_core::orders::{Broker, NewOrder, Order, OrderStatus, Side};
 use tradeflow_core::{StepError, Timeframe};
 
 use ibkr_support::{ACCOUNT, gateway};
@@ -366,6 +367,173 @@ async fn thin_liquidity_gives_a_partial_fill() {
         ),
         ("Submitted", 4.0, 10.0)
     );
+}
+
+/// Our order item for a placed order, as poll_order holds it.
+fn order_item(coid: &str, broker_order_id: &str, qty: i64) -> Order {
+    let mut o = Order::new(
+        NewOrder {
+            order_id: coid.into(),
+            strategy_id: "s1".into(),
+            execution_id: "exec-1".into(),
+            conid: AAPL,
+            symbol: "AAPL".into(),
+            side: Side::Buy,
+            order_type: "LMT".into(),
+            quantity: Decimal::from(qty),
+            limit_price: Some(dec("100.5")),
+            tif: "DAY".into(),
+            stop: None,
+            target: None,
+            purpose: "entry".into(),
+            position_id: None,
+            sizing: None,
+        },
+        OrderStatus::Submitted,
+        &Utc::now().to_rfc3339(),
+        None,
+    );
+    o.broker_order_id = Some(broker_order_id.into());
+    o
+}
+
+/// Places a BUY of `qty` that fills `per_tick` shares per market tick and ticks the
+/// market until it is filled.
+async fn filled_in_parts(
+    gw: &ibkr_support::Gateway,
+    c: &IbkrClient,
+    coid: &str,
+    qty: i64,
+    per_tick: f64,
+) -> String {
+    gw.control(
+        "price",
+        json!({"conid": AAPL, "price": 100.0, "liquidity": per_tick}),
+    )
+    .await;
+    let placed = c
+        .place_order(&limit_buy(coid, qty, dec("100.5")))
+        .await
+        .expect("order placed");
+    for _ in 0..10 {
+        let status = c.order_status(&placed.order_id).await;
+        if status.expect("order status").order_status == "Filled" {
+            break;
+        }
+    }
+    placed.order_id
+}
+
+#[tokio::test]
+async fn executions_of_a_partially_filled_order_carry_string_prices_and_commissions() {
+    let gw = gateway(true).await;
+    let c = gw.client();
+    let order_id = filled_in_parts(&gw, &c, "tf-exec", 300, 150.0).await;
+
+    let executions = c.trades(None).await.unwrap();
+
+    let mine: Vec<_> = executions
+        .iter()
+        .filter(|e| e.order_ref == "tf-exec")
+        .collect();
+    assert_eq!(mine.len(), 2, "{executions:?}");
+    assert!(mine.iter().all(|e| e.conid == AAPL
+        && e.side == "B"
+        && e.price == Some(dec("100"))
+        && e.size == Some(dec("150"))
+        && e.order_id.map(|i| i.to_string()) == Some(order_id.clone())));
+    // IBKR Pro Fixed per order: 300 shares at 0.005 = 1.50, the first execution
+    // paying the 1.00 minimum.
+    let mut commissions: Vec<Decimal> = mine.iter().filter_map(|e| e.commission).collect();
+    commissions.sort();
+    assert_eq!(commissions, vec![dec("0.50"), dec("1.00")]);
+    let raw = gw.executions_at_broker().await;
+    assert!(
+        raw.iter()
+            .all(|e| e["commission"].is_string() && e["price"].is_string())
+    );
+}
+
+#[tokio::test]
+async fn the_brokers_commission_of_an_order_is_the_sum_of_its_executions() {
+    let gw = gateway(true).await;
+    let c = gw.client();
+    let order_id = filled_in_parts(&gw, &c, "tf-sum", 300, 100.0).await;
+    let order = order_item("tf-sum", &order_id, 300);
+
+    let commission = Broker::commission(&c, &order, Decimal::from(300))
+        .await
+        .unwrap();
+
+    let reported: Decimal = gw
+        .executions_at_broker()
+        .await
+        .iter()
+        .filter(|e| e["order_ref"] == "tf-sum")
+        .map(|e| dec(e["commission"].as_str().unwrap()))
+        .sum();
+    assert_eq!(commission, Some(reported));
+    assert_eq!(reported, dec("1.50"));
+}
+
+#[tokio::test]
+async fn a_missing_commission_is_not_reported_yet() {
+    let gw = gateway(true).await;
+    gw.control("commissions", json!({"reported": false, "form": "absent"}))
+        .await;
+    let c = gw.client();
+    let order_id = filled_in_parts(&gw, &c, "tf-absent", 10, 10.0).await;
+
+    let executions = c.trades(Some(7)).await.unwrap();
+    let commission = Broker::commission(
+        &c,
+        &order_item("tf-absent", &order_id, 10),
+        Decimal::from(10),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(executions.len(), 1);
+    assert_eq!(
+        (executions[0].size, executions[0].commission),
+        (Some(dec("10")), None)
+    );
+    assert_eq!(commission, None);
+}
+
+#[tokio::test]
+async fn an_empty_commission_is_not_reported_yet_until_ibkr_reports_it() {
+    let gw = gateway(true).await;
+    gw.control("commissions", json!({"reported": false})).await;
+    let c = gw.client();
+    let order_id = filled_in_parts(&gw, &c, "tf-empty", 10, 10.0).await;
+    let order = order_item("tf-empty", &order_id, 10);
+
+    let before = Broker::commission(&c, &order, Decimal::from(10))
+        .await
+        .unwrap();
+    gw.control("commissions", json!({"reported": true})).await;
+    let after = Broker::commission(&c, &order, Decimal::from(10))
+        .await
+        .unwrap();
+
+    assert_eq!(gw.executions_at_broker().await.len(), 1);
+    assert_eq!((before, after), (None, Some(dec("1.00"))));
+}
+
+#[tokio::test]
+async fn an_unpaced_client_hits_the_trades_pacing_limit_as_rate_limited() {
+    let gw = gateway(true).await;
+    let c = IbkrClient::new(IbkrSettings {
+        pacing: PacingLimits::unlimited(),
+        ..gw.settings()
+    })
+    .unwrap();
+
+    c.trades(None).await.unwrap();
+    let second = c.trades(None).await;
+
+    assert!(matches!(second, Err(IbkrError::RateLimited { .. })));
 }
 
 #[tokio::test]

@@ -118,6 +118,12 @@ pub struct Order {
     pub avg_fill_price: Option<Decimal>,
     /// Commission the broker reported so far (0 until it does).
     pub commission: Decimal,
+    /// True when the commission of every applied fill was reported by the broker.
+    /// False until then: IBKR lists an execution's commission some time after the
+    /// fill, and a fill is applied without waiting for it (its commission counts as
+    /// 0 and a later fill of the order takes in what was reported meanwhile).
+    #[serde(default)]
+    pub commission_reported: bool,
     pub stop: Option<Decimal>,
     pub target: Option<Decimal>,
     pub created_at: String,
@@ -197,6 +203,7 @@ impl Order {
             filled_quantity: Decimal::ZERO,
             avg_fill_price: None,
             commission: Decimal::ZERO,
+            commission_reported: false,
             stop: n.stop,
             target: n.target,
             created_at: now.to_string(),
@@ -236,7 +243,9 @@ impl Order {
     }
 
     /// The fill the broker reports beyond what was already applied, with its price
-    /// derived from the cumulative average (IBKR reports averages, not executions).
+    /// derived from the cumulative average (IBKR reports averages, not executions)
+    /// and the reported cumulative commission beyond what was already applied (0
+    /// while the broker has reported none: see `commission_reported`).
     pub fn unapplied_fill(&self, report: &BrokerOrder, at: &str) -> Option<Fill> {
         let delta = report.filled - self.applied_quantity;
         if delta <= Decimal::ZERO {
@@ -254,6 +263,7 @@ impl Order {
             price: (value / delta).round_dp(4),
             value,
             commission,
+            commission_reported: report.commission.is_some(),
             at: at.to_string(),
         })
     }
@@ -281,11 +291,13 @@ impl Order {
         changed
     }
 
-    /// Marks a fill as applied to positions and trades.
+    /// Marks a fill as applied to positions and trades. Commission is reported
+    /// cumulatively, so a fill that came with it completes the earlier ones too.
     pub fn mark_applied(&mut self, fill: &Fill) {
         self.applied_quantity += fill.quantity;
         self.applied_value += fill.value;
         self.applied_commission += fill.commission;
+        self.commission_reported = fill.commission_reported;
     }
 }
 
@@ -299,11 +311,14 @@ pub struct Fill {
     /// price × quantity, exact to the cent.
     pub value: Decimal,
     pub commission: Decimal,
+    /// False when the broker had not reported the commission yet (it is 0 then).
+    #[serde(default)]
+    pub commission_reported: bool,
     pub at: String,
 }
 
 impl Fill {
-    /// A fill at one price (the value is computed).
+    /// A fill at one price (the value is computed) with its reported commission.
     pub fn at_price(
         order_id: &str,
         side: Side,
@@ -319,6 +334,7 @@ impl Fill {
             price,
             value: (price * quantity).round_dp(2),
             commission,
+            commission_reported: true,
             at: at.to_string(),
         }
     }
@@ -335,7 +351,8 @@ pub struct BrokerOrder {
     pub filled: Decimal,
     /// Average price of the cumulative fills.
     pub avg_price: Option<Decimal>,
-    /// Cumulative commission, when the broker reports it.
+    /// Cumulative commission of the order's executions, when the broker reported it
+    /// for every execution (see `with_commission`).
     pub commission: Option<Decimal>,
 }
 
@@ -376,6 +393,41 @@ pub trait Broker: Send + Sync {
     ) -> impl Future<Output = Result<BrokerOrder, BrokerError>> + Send;
     fn cancel(&self, broker_order_id: &str)
     -> impl Future<Output = Result<(), BrokerError>> + Send;
+    /// Cumulative commission of the order's executions, or `None` while the broker
+    /// has not reported it for all `filled` shares.
+    fn commission(
+        &self,
+        order: &Order,
+        filled: Decimal,
+    ) -> impl Future<Output = Result<Option<Decimal>, BrokerError>> + Send;
+}
+
+/// Completes a broker report with the order's commission when the report carries a
+/// fill not applied yet (the only time the figure is used; IBKR paces the call to
+/// once per 5 s). Dry-run orders never reach the broker: nothing is asked.
+///
+/// A failed lookup leaves the commission unreported instead of failing: the fill
+/// moves the position now, and the order's next fill takes in the commission the
+/// broker reported meanwhile (commission is cumulative).
+pub async fn with_commission<B: Broker>(
+    broker: &B,
+    order: &Order,
+    mut report: BrokerOrder,
+) -> BrokerOrder {
+    if order.status == OrderStatus::DryRun || report.filled <= order.applied_quantity {
+        return report;
+    }
+    report.commission = match broker.commission(order, report.filled).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(order_id = %order.order_id, error = %e, "commission lookup failed; fill applied without it");
+            None
+        }
+    };
+    if report.commission.is_none() {
+        tracing::info!(order_id = %order.order_id, filled = %report.filled, "commission not reported by the broker yet");
+    }
+    report
 }
 
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -646,6 +698,10 @@ pub(crate) mod tests {
         /// Register the order, then fail as a lost response would.
         pub lose_next_response: Mutex<bool>,
         pub reject_with: Mutex<Option<String>>,
+        /// The cumulative commission it reports (none: not reported yet).
+        pub reported_commission: Mutex<Option<Decimal>>,
+        pub commission_unavailable: Mutex<bool>,
+        pub commission_calls: Mutex<u32>,
     }
 
     impl FakeBroker {
@@ -698,6 +754,18 @@ pub(crate) mod tests {
 
         async fn cancel(&self, _id: &str) -> Result<(), BrokerError> {
             Ok(())
+        }
+
+        async fn commission(
+            &self,
+            _order: &Order,
+            _filled: Decimal,
+        ) -> Result<Option<Decimal>, BrokerError> {
+            *self.commission_calls.lock().unwrap() += 1;
+            if *self.commission_unavailable.lock().unwrap() {
+                return Err(BrokerError::Unavailable("HTTP 429".into()));
+            }
+            Ok(*self.reported_commission.lock().unwrap())
         }
     }
 
@@ -958,6 +1026,91 @@ pub(crate) mod tests {
                 second.commission
             ),
             (dec!(6), dec!(102), dec!(612.00), dec!(1))
+        );
+    }
+
+    #[test]
+    fn a_fill_before_the_commission_is_reported_counts_it_later() {
+        let mut o = order("tf-h", OrderStatus::Submitted);
+
+        let early = o
+            .unapplied_fill(&report(dec!(4), dec!(100), None), "t1")
+            .unwrap();
+        o.mark_applied(&early);
+        let flag_after_early = o.commission_reported;
+        let rest = o
+            .unapplied_fill(&report(dec!(10), dec!(100), Some(dec!(1.05))), "t2")
+            .unwrap();
+        o.mark_applied(&rest);
+
+        assert_eq!(
+            (
+                early.commission,
+                early.commission_reported,
+                flag_after_early
+            ),
+            (dec!(0), false, false)
+        );
+        assert_eq!(
+            (rest.commission, rest.commission_reported),
+            (dec!(1.05), true)
+        );
+        assert_eq!(
+            (o.applied_commission, o.commission_reported),
+            (dec!(1.05), true)
+        );
+    }
+
+    #[test]
+    fn a_new_fill_asks_the_broker_for_its_commission_once_per_poll() {
+        let broker = FakeBroker::default();
+        *broker.reported_commission.lock().unwrap() = Some(dec!(1.00));
+        let o = order("tf-i", OrderStatus::Submitted);
+
+        let filled = block_on(with_commission(
+            &broker,
+            &o,
+            report(dec!(4), dec!(100), None),
+        ));
+        let nothing_new = block_on(with_commission(&broker, &o, report(dec!(0), dec!(0), None)));
+
+        assert_eq!(filled.commission, Some(dec!(1.00)));
+        assert_eq!(nothing_new.commission, None);
+        assert_eq!(*broker.commission_calls.lock().unwrap(), 1);
+    }
+
+    #[test]
+    fn a_dry_run_order_never_asks_the_broker_for_commission() {
+        let broker = FakeBroker::default();
+        *broker.reported_commission.lock().unwrap() = Some(dec!(1.00));
+        let o = order("tf-j", OrderStatus::DryRun);
+
+        let r = block_on(with_commission(
+            &broker,
+            &o,
+            report(dec!(4), dec!(100), None),
+        ));
+
+        assert_eq!(r.commission, None);
+        assert_eq!(*broker.commission_calls.lock().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_failed_commission_lookup_does_not_block_the_fill() {
+        let broker = FakeBroker::default();
+        *broker.commission_unavailable.lock().unwrap() = true;
+        let o = order("tf-k", OrderStatus::Submitted);
+
+        let r = block_on(with_commission(
+            &broker,
+            &o,
+            report(dec!(4), dec!(100), None),
+        ));
+        let fill = o.unapplied_fill(&r, "t1").unwrap();
+
+        assert_eq!(
+            (fill.quantity, fill.commission, fill.commission_reported),
+            (dec!(4), dec!(0), false)
         );
     }
 

@@ -48,6 +48,10 @@ pub struct Position {
     pub avg_cost: Decimal,
     /// Entry commissions of the open shares, realised as they close.
     pub open_commission: Decimal,
+    /// True when the broker reported the commission of every fill of the open
+    /// shares (false: `open_commission` lacks what it had not reported yet).
+    #[serde(default)]
+    pub commission_reported: bool,
     /// Realised P&L over the position's life, net of commission.
     pub realized_pnl: Decimal,
     pub stop: Option<Decimal>,
@@ -117,6 +121,11 @@ pub struct Trade {
     pub commission: Decimal,
     /// gross_pnl − commission.
     pub realized_pnl: Decimal,
+    /// True when the broker had reported the commission of the closed shares' entry
+    /// fills and of the closing fill; false means `commission` lacks what it had not
+    /// reported yet (counted as 0).
+    #[serde(default)]
+    pub commission_reported: bool,
     pub opened_at: String,
     pub closed_at: String,
     /// Signal → order → trade: the entry order and its execution, the closing order
@@ -164,6 +173,7 @@ fn open_new(
         cost_basis: value * fill.side.sign(),
         avg_cost: Decimal::ZERO,
         open_commission: commission,
+        commission_reported: fill.commission_reported,
         realized_pnl: Decimal::ZERO,
         stop: order.stop,
         target: order.target,
@@ -204,6 +214,7 @@ pub fn apply_fill(current: Option<&Position>, order: &Order, fill: &Fill) -> Fil
         p.quantity += fill.quantity * fill.side.sign();
         p.cost_basis += fill.value * fill.side.sign();
         p.open_commission += fill.commission;
+        p.commission_reported &= fill.commission_reported;
         // A new entry's protective levels replace the old ones when given.
         if order.stop.is_some() {
             p.stop = order.stop;
@@ -254,6 +265,7 @@ pub fn apply_fill(current: Option<&Position>, order: &Order, fill: &Fill) -> Fil
         gross_pnl: gross,
         commission,
         realized_pnl: realized,
+        commission_reported: p.commission_reported && fill.commission_reported,
         opened_at: p.opened_at.clone(),
         closed_at: fill.at.clone(),
         entry_order_id: p.position_id.clone(),
@@ -648,6 +660,26 @@ mod tests {
         // 19107.00 − 18723.00 = 384.00 gross, 2.00 commission.
         assert_eq!((t.gross_pnl, t.realized_pnl), (dec!(384.00), dec!(382.00)));
         assert_eq!(t.direction, "LONG");
+    }
+
+    #[test]
+    fn a_trade_is_flagged_when_its_entry_commission_was_not_reported() {
+        let entry = buy_order("e10");
+        let exit = sell_order("x10");
+        let mut unreported = fill(&entry, dec!(10), dec!(50.00), dec!(0), "t1");
+        unreported.commission_reported = false;
+        let a = apply_fill(None, &entry, &unreported);
+
+        let b = apply_fill(
+            Some(&a.position),
+            &exit,
+            &fill(&exit, dec!(10), dec!(51.00), dec!(1.00), "t2"),
+        );
+
+        assert!(!a.position.commission_reported);
+        let t = b.trade.unwrap();
+        assert_eq!((t.commission, t.realized_pnl), (dec!(1.00), dec!(9.00)));
+        assert!(!t.commission_reported);
     }
 
     #[test]

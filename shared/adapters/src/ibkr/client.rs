@@ -16,9 +16,9 @@ use super::confirm::ConfirmPolicy;
 use super::error::IbkrError;
 use super::pacing::{Pacer, PacingLimits};
 use super::types::{
-    AccountSummary, Accounts, AuthStatus, CancelAck, ContractInfo, History, LedgerEntry, LiveOrder,
-    LiveOrders, OrderQuestion, OrderRequest, OrderStatusInfo, PlacedOrder, Position, Quote,
-    SearchHit, Tickle, lenient_number,
+    AccountSummary, Accounts, AuthStatus, CancelAck, ContractInfo, Execution, History, LedgerEntry,
+    LiveOrder, LiveOrders, OrderQuestion, OrderRequest, OrderStatusInfo, PlacedOrder, Position,
+    Quote, SearchHit, Tickle, lenient_number,
 };
 use crate::config::Config;
 
@@ -38,6 +38,7 @@ pub enum Endpoint {
     LiveOrders,
     OrderStatus,
     Cancel,
+    Trades,
     PortfolioAccounts,
     Positions,
     Summary,
@@ -60,6 +61,7 @@ impl Endpoint {
             Self::LiveOrders => "live orders",
             Self::OrderStatus => "order status",
             Self::Cancel => "cancel order",
+            Self::Trades => "trades",
             Self::PortfolioAccounts => "portfolio accounts",
             Self::Positions => "positions",
             Self::Summary => "account summary",
@@ -761,6 +763,22 @@ impl IbkrClient {
             &[],
         )
         .await
+    }
+
+    /// `GET /iserver/account/trades`: the executions of the current day, or of the
+    /// last `days` days (IBKR allows up to 7). Paced to one call per 5 s; read-only,
+    /// so retried like the other GETs.
+    ///
+    /// # Errors
+    /// Session, pacing or transport errors.
+    pub async fn trades(&self, days: Option<u32>) -> Result<Vec<Execution>, IbkrError> {
+        self.prime_accounts().await?;
+        let query: Vec<(&str, String)> = days
+            .map(|d| ("days", d.clamp(1, 7).to_string()))
+            .into_iter()
+            .collect();
+        self.get(Endpoint::Trades, "/iserver/account/trades", &query)
+            .await
     }
 
     /// `DELETE /iserver/account/{acct}/order/{orderId}`.

@@ -1,7 +1,11 @@
 //! Client-side pacing, so tradeflow never earns IBKR's 429 penalty box (10–15 min
 //! for the IP). Limits from IBKR Campus Web API v1.0, "Pacing Limitations": 10
-//! requests/s overall, `/iserver/account/orders` and `/portfolio/accounts` once per
-//! 5 s, `/tickle` once per second, at most 5 concurrent history requests.
+//! requests/s overall, `/iserver/account/orders`, `/iserver/account/trades` and
+//! `/portfolio/accounts` once per 5 s, `/tickle` once per second, at most 5
+//! concurrent history requests. The per-endpoint table ("Per-Endpoint Request Rate
+//! Limits": `/iserver/trades GET 1 req/5 secs`) is on IBKR Campus, Trading Web API,
+//! https://www.interactivebrokers.com/campus/ibkr-api-page/web-api-trading/
+//! (section "Pacing Limitations").
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -78,7 +82,9 @@ impl Pacer {
 
     fn endpoint_interval(&self, ep: Endpoint) -> Duration {
         match ep {
-            Endpoint::LiveOrders | Endpoint::PortfolioAccounts => self.limits.slow_interval,
+            Endpoint::LiveOrders | Endpoint::Trades | Endpoint::PortfolioAccounts => {
+                self.limits.slow_interval
+            }
             Endpoint::Tickle => self.limits.tickle_interval,
             _ => Duration::ZERO,
         }

@@ -25,6 +25,29 @@ pub fn lenient_number(v: &Value) -> Option<f64> {
     }
 }
 
+/// An exact decimal sent as a number or as a string; an empty string (IBKR's way of
+/// saying "not yet", e.g. an execution's commission) is none.
+pub fn lenient_decimal(v: &Value) -> Option<Decimal> {
+    let text = match v {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.trim().replace(',', ""),
+        _ => return None,
+    };
+    text.parse()
+        .ok()
+        .or_else(|| Decimal::from_scientific(&text).ok())
+}
+
+fn de_dec<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+    Ok(lenient_decimal(&Value::deserialize(d)?))
+}
+
+fn de_opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Ok(lenient_number(&Value::deserialize(d)?)
+        .filter(|n| n.fract() == 0.0)
+        .map(|n| n as i64))
+}
+
 fn de_num<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     Ok(lenient_number(&Value::deserialize(d)?))
 }
@@ -324,6 +347,76 @@ pub struct OrderStatusInfo {
     pub side: String,
 }
 
+/// One execution of `/iserver/account/trades`. IBKR sends `conid` and `price` as
+/// strings, `size` and `net_amount` as numbers, and `commission` as a string that
+/// is empty (or absent) until the commission is reported; amounts stay exact.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct Execution {
+    #[serde(default, deserialize_with = "de_string")]
+    pub execution_id: String,
+    /// Our cOID, when the order carried one.
+    #[serde(default, deserialize_with = "de_string")]
+    pub order_ref: String,
+    /// IBKR's order id.
+    #[serde(default, deserialize_with = "de_opt_id")]
+    pub order_id: Option<i64>,
+    #[serde(deserialize_with = "de_id")]
+    pub conid: i64,
+    /// `B` or `S`.
+    #[serde(default, deserialize_with = "de_string")]
+    pub side: String,
+    #[serde(default, deserialize_with = "de_dec")]
+    pub size: Option<Decimal>,
+    #[serde(default, deserialize_with = "de_dec")]
+    pub price: Option<Decimal>,
+    /// Not reported yet when none.
+    #[serde(default, deserialize_with = "de_dec")]
+    pub commission: Option<Decimal>,
+    #[serde(default, deserialize_with = "de_dec")]
+    pub net_amount: Option<Decimal>,
+    /// Epoch milliseconds.
+    #[serde(default, deserialize_with = "de_opt_id")]
+    pub trade_time_r: Option<i64>,
+}
+
+impl Execution {
+    /// Whether it belongs to our order: by cOID (`order_ref`), or by IBKR's order
+    /// id when IBKR left the reference out.
+    pub fn belongs_to(&self, coid: &str, broker_order_id: Option<&str>) -> bool {
+        if self.order_ref.is_empty() {
+            broker_order_id.is_some_and(|id| self.order_id.is_some_and(|o| o.to_string() == id))
+        } else {
+            self.order_ref == coid
+        }
+    }
+}
+
+/// Cumulative commission of an order from its executions: their sum when they
+/// cover `filled` shares and every one has its commission reported, else none
+/// (IBKR lists an execution, and its commission, a little after the fill).
+pub fn order_commission(
+    executions: &[Execution],
+    coid: &str,
+    broker_order_id: Option<&str>,
+    filled: Decimal,
+) -> Option<Decimal> {
+    let mut seen = std::collections::HashSet::new();
+    let mut size = Decimal::ZERO;
+    let mut commission = Decimal::ZERO;
+    for e in executions
+        .iter()
+        .filter(|e| e.belongs_to(coid, broker_order_id))
+    {
+        // With `days`, an execution may be listed more than once.
+        if !e.execution_id.is_empty() && !seen.insert(e.execution_id.as_str()) {
+            continue;
+        }
+        size += e.size.unwrap_or_default();
+        commission += e.commission?;
+    }
+    (size >= filled && size > Decimal::ZERO).then_some(commission)
+}
+
 /// Answer to a cancel request.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 pub struct CancelAck {
@@ -409,6 +502,63 @@ mod tests {
         assert_eq!(q.last, Some(193.18));
         assert_eq!(q.bid, Some(193.06));
         assert_eq!(q.price(), Some(193.18));
+    }
+
+    fn execution(order_ref: &str, order_id: i64, size: i64, commission: Value) -> Execution {
+        let mut v = json!({"execution_id": format!("{order_id}.{size}"), "order_ref": order_ref,
+            "order_id": order_id, "conid": "265598", "side": "B", "size": size,
+            "price": "187.23", "net_amount": 1872.3, "trade_time_r": 1_700_000_000_000_i64});
+        if !commission.is_null() {
+            v["commission"] = commission;
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn executions_parse_string_prices_and_commissions_exactly() {
+        let e = execution("tf-1", 7, 10, json!("1.05"));
+        let number = execution("tf-1", 7, 10, json!(1.05));
+
+        assert_eq!(e.conid, 265598);
+        assert_eq!(e.price, Some(Decimal::new(18723, 2)));
+        assert_eq!(e.commission, Some(Decimal::new(105, 2)));
+        assert_eq!(number.commission, e.commission);
+        assert_eq!(e.net_amount, Some(Decimal::new(18723, 1)));
+        assert_eq!(execution("tf-1", 7, 10, json!("")).commission, None);
+        assert_eq!(execution("tf-1", 7, 10, Value::Null).commission, None);
+    }
+
+    #[test]
+    fn order_commission_sums_the_orders_executions_once_they_are_all_reported() {
+        let all = [
+            execution("tf-1", 7, 4, json!("1.00")),
+            execution("tf-1", 7, 6, json!("0.05")),
+            execution("tf-2", 8, 6, json!("9.99")),
+            execution("", 7, 5, json!("0.30")),
+        ];
+        let pending = [
+            execution("tf-1", 7, 4, json!("1.00")),
+            execution("tf-1", 7, 6, json!("")),
+        ];
+
+        assert_eq!(
+            order_commission(&all[..2], "tf-1", Some("7"), Decimal::from(10)),
+            Some(Decimal::new(105, 2))
+        );
+        // The execution without a cOID is matched by IBKR's order id.
+        assert_eq!(
+            order_commission(&all, "tf-1", Some("7"), Decimal::from(15)),
+            Some(Decimal::new(135, 2))
+        );
+        assert_eq!(
+            order_commission(&all[..1], "tf-1", Some("7"), Decimal::from(10)),
+            None
+        );
+        assert_eq!(
+            order_commission(&pending, "tf-1", Some("7"), Decimal::from(10)),
+            None
+        );
+        assert_eq!(order_commission(&[], "tf-1", None, Decimal::ZERO), None);
     }
 
     #[test]

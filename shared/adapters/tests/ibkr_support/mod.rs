@@ -77,6 +77,20 @@ impl Gateway {
         v["orders"].as_array().cloned().unwrap_or_default()
     }
 
+    /// Every execution, as `/iserver/account/trades` serves it.
+    pub async fn executions_at_broker(&self) -> Vec<Value> {
+        let v: Value = self
+            .http
+            .get(format!("{}/fake/executions", self.root))
+            .send()
+            .await
+            .expect("executions request")
+            .json()
+            .await
+            .expect("executions JSON");
+        v["executions"].as_array().cloned().unwrap_or_default()
+    }
+
     pub async fn raw(
         &self,
         method: reqwest::Method,
