@@ -282,6 +282,7 @@ mod tests {
             exit_price: dec!(10) + pnl,
             gross_pnl: pnl,
             commission: Decimal::ZERO,
+            commission_reported: true,
             realized_pnl: pnl,
             opened_at: closed_at.into(),
             closed_at: closed_at.into(),
