@@ -189,16 +189,16 @@ fn finite_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
 fn values_of<'s>(series: &'s [&IndicatorSeries], n: usize) -> impl Iterator<Item = f64> + 's {
     series
         .iter()
-        .flat_map(move |s| s.values.iter().take(n).filter_map(|v| *v))
+        .flat_map(move |s| s.values.iter().take(n).flatten())
 }
 
 /// Points `(index, value)` of a series, split into runs without warm-up gaps.
-fn runs(values: &[Option<f64>], n: usize) -> Vec<Vec<(f64, f64)>> {
+fn runs(values: impl IntoIterator<Item = Option<f64>>, n: usize) -> Vec<Vec<(f64, f64)>> {
     let mut out: Vec<Vec<(f64, f64)>> = Vec::new();
     let mut current = Vec::new();
-    for (i, v) in values.iter().take(n).enumerate() {
+    for (i, v) in values.into_iter().take(n).enumerate() {
         match v {
-            Some(v) if v.is_finite() => current.push((i as f64, *v)),
+            Some(v) if v.is_finite() => current.push((i as f64, v)),
             _ if !current.is_empty() => out.push(std::mem::take(&mut current)),
             _ => {}
         }
@@ -476,7 +476,7 @@ fn draw_line<'a, 'b: 'a>(
     width: u32,
 ) -> Result<(), ChartError> {
     let mut first = true;
-    for run in runs(&s.values, n) {
+    for run in runs(s.values.iter(), n) {
         let anno = chart
             .draw_series(LineSeries::new(run, color.stroke_width(width)))
             .map_err(draw_err)?;
@@ -497,21 +497,16 @@ fn draw_bollinger<'a, 'b: 'a>(
     let find = |part: &str| band.iter().find(|s| s.name.contains(part)).copied();
     let (upper, middle, lower) = (find("_upper_"), find("_middle_"), find("_lower_"));
     if let (Some(u), Some(l)) = (upper, lower) {
-        let paired: Vec<Option<f64>> = u
-            .values
-            .iter()
-            .zip(&l.values)
-            .map(|(a, b)| a.and(*b))
-            .collect();
-        for run in runs(&paired, n) {
+        let paired = u.values.iter().zip(l.values.iter()).map(|(a, b)| a.and(b));
+        for run in runs(paired, n) {
             let (start, end) = (run[0].0 as usize, run[run.len() - 1].0 as usize);
             let mut poly: Vec<(f64, f64)> = (start..=end)
-                .filter_map(|i| u.values[i].map(|v| (i as f64, v)))
+                .filter_map(|i| u.values.get(i).map(|v| (i as f64, v)))
                 .collect();
             poly.extend(
                 (start..=end)
                     .rev()
-                    .filter_map(|i| l.values[i].map(|v| (i as f64, v))),
+                    .filter_map(|i| l.values.get(i).map(|v| (i as f64, v))),
             );
             chart
                 .draw_series(std::iter::once(Polygon::new(
@@ -522,7 +517,7 @@ fn draw_bollinger<'a, 'b: 'a>(
         }
     }
     if let Some(m) = middle {
-        for run in runs(&m.values, n) {
+        for run in runs(m.values.iter(), n) {
             chart
                 .draw_series(DashedLineSeries::new(
                     run,
@@ -535,7 +530,7 @@ fn draw_bollinger<'a, 'b: 'a>(
     }
     let mut first = true;
     for s in [upper, lower].into_iter().flatten() {
-        for run in runs(&s.values, n) {
+        for run in runs(s.values.iter(), n) {
             let anno = chart
                 .draw_series(LineSeries::new(run, theme::BAND.stroke_width(1)))
                 .map_err(draw_err)?;
@@ -565,12 +560,9 @@ fn draw_supertrend<'a, 'b: 'a>(
     dir: Option<&IndicatorSeries>,
     n: usize,
 ) -> Result<(), ChartError> {
-    let up_at = |i: usize| -> bool {
-        dir.and_then(|d| d.values.get(i).copied().flatten())
-            .is_none_or(|d| d > 0.0)
-    };
+    let up_at = |i: usize| -> bool { dir.and_then(|d| d.values.get(i)).is_none_or(|d| d > 0.0) };
     let mut segments: Vec<(bool, Vec<(f64, f64)>)> = Vec::new();
-    for run in runs(&value.values, n) {
+    for run in runs(value.values.iter(), n) {
         for (x, y) in run {
             let up = up_at(x as usize);
             match segments.last_mut() {
@@ -736,7 +728,7 @@ mod tests {
             name: name.into(),
             indicator: indicator.into(),
             panel: Panel::Own,
-            values: vec![None, Some(1.0), Some(2.0), None, Some(3.0)],
+            values: vec![None, Some(1.0), Some(2.0), None, Some(3.0)].into(),
         }
     }
 
@@ -758,7 +750,7 @@ mod tests {
     fn warm_up_gaps_split_a_series_into_runs() {
         let s = series("x_1", "x");
 
-        let r = runs(&s.values, 5);
+        let r = runs(s.values.iter(), 5);
 
         assert_eq!(r, vec![vec![(1.0, 1.0), (2.0, 2.0)], vec![(4.0, 3.0)]]);
     }

@@ -18,7 +18,7 @@ fn series(name: &str, indicator: &str, panel: Panel, values: Vec<Option<f64>>) -
         name: name.into(),
         indicator: indicator.into(),
         panel,
-        values,
+        values: values.into(),
     }
 }
 

@@ -15,6 +15,8 @@ mod formulas;
 use formulas::Columns;
 #[cfg(test)]
 mod reference_tests;
+mod values;
+pub use values::SeriesValues;
 
 /// One configured indicator with its parameters. Missing parameters take the defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -125,18 +127,19 @@ pub struct IndicatorSeries {
     /// The indicator it belongs to, e.g. `macd`.
     pub indicator: String,
     pub panel: Panel,
-    pub values: Vec<Option<f64>>,
+    /// One value per bar, `None` (JSON `null`) during the warm-up.
+    pub values: SeriesValues,
 }
 
 impl IndicatorSeries {
     /// The last computed value, if any.
     pub fn latest(&self) -> Option<f64> {
-        self.values.iter().rev().find_map(|v| *v)
+        self.values.latest()
     }
 
     /// Number of computed (non-warm-up) values.
     pub fn count(&self) -> usize {
-        self.values.iter().filter(|v| v.is_some()).count()
+        self.values.count()
     }
 }
 
@@ -239,6 +242,22 @@ impl IndicatorSpec {
         }
     }
 
+    /// Whether the formula reads the bars' high and low (else only close and volume).
+    fn reads_high_low(&self) -> bool {
+        matches!(
+            self,
+            IndicatorSpec::Atr { .. }
+                | IndicatorSpec::Supertrend { .. }
+                | IndicatorSpec::Stochastic { .. }
+                | IndicatorSpec::Vwap { .. }
+        )
+    }
+
+    /// Whether the formula reads the bars' volume.
+    fn reads_volume(&self) -> bool {
+        matches!(self, IndicatorSpec::Obv {} | IndicatorSpec::Vwap { .. })
+    }
+
     /// Checks the parameters: periods ≥ 1, MACD fast < slow, positive finite multipliers.
     ///
     /// # Errors
@@ -296,7 +315,11 @@ pub fn compute_all(
     for spec in specs {
         spec.validate()?;
     }
-    let columns = Columns::new(bars);
+    let columns = Columns::new(
+        bars,
+        specs.iter().any(IndicatorSpec::reads_high_low),
+        specs.iter().any(IndicatorSpec::reads_volume),
+    );
     let mut out = Vec::with_capacity(specs.len() * 3);
     for spec in specs {
         out.extend(compute_with(spec, &columns)?);
@@ -310,7 +333,8 @@ pub fn compute_all(
 /// `InvalidParameter` or `NotEnoughBars`.
 pub fn compute(spec: &IndicatorSpec, bars: &[Bar]) -> Result<Vec<IndicatorSeries>, IndicatorError> {
     spec.validate()?;
-    compute_with(spec, &Columns::new(bars))
+    let columns = Columns::new(bars, spec.reads_high_low(), spec.reads_volume());
+    compute_with(spec, &columns)
 }
 
 /// Computes a validated spec over the bars' columns.
@@ -325,11 +349,11 @@ fn compute_with(spec: &IndicatorSpec, c: &Columns) -> Result<Vec<IndicatorSeries
     }
     let close = &c.close;
     let (kind, params) = (spec.kind(), spec.params());
-    let series = |output: &str, panel: Panel, values: Vec<Option<f64>>| IndicatorSeries {
+    let series = |output: &str, panel: Panel, values: Vec<f64>| IndicatorSeries {
         name: format!("{kind}{output}{params}"),
         indicator: kind.into(),
         panel,
-        values,
+        values: SeriesValues::from_nan_padded(values),
     };
     Ok(match *spec {
         IndicatorSpec::Sma { period } => {

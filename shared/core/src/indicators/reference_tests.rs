@@ -135,7 +135,8 @@ fn every_series_equals_talib_at_every_index() {
     );
     let mut failures = Vec::new();
     for s in &series {
-        let bad = mismatches(&s.values, &reference[&s.name]);
+        let got: Vec<Option<f64>> = s.values.iter().collect();
+        let bad = mismatches(&got, &reference[&s.name]);
         if !bad.is_empty() {
             failures.push(format!(
                 "{}: {} mismatches, first: {}",
@@ -177,15 +178,18 @@ fn reference_data_covers_warm_up_and_a_halted_stretch() {
 fn a_perturbed_value_is_caught() {
     let bars = bars();
     let reference = reference();
-    let mut rsi = compute(&IndicatorSpec::Rsi { period: 14 }, &bars)
+    let mut rsi: Vec<Option<f64>> = compute(&IndicatorSpec::Rsi { period: 14 }, &bars)
         .unwrap()
-        .remove(0);
+        .remove(0)
+        .values
+        .iter()
+        .collect();
 
-    let clean = mismatches(&rsi.values, &reference["rsi_14"]);
-    rsi.values[100] = rsi.values[100].map(|v| v * (1.0 + 1e-8));
-    let perturbed = mismatches(&rsi.values, &reference["rsi_14"]);
-    rsi.values[100] = None;
-    let missing = mismatches(&rsi.values, &reference["rsi_14"]);
+    let clean = mismatches(&rsi, &reference["rsi_14"]);
+    rsi[100] = rsi[100].map(|v| v * (1.0 + 1e-8));
+    let perturbed = mismatches(&rsi, &reference["rsi_14"]);
+    rsi[100] = None;
+    let missing = mismatches(&rsi, &reference["rsi_14"]);
 
     assert!(clean.is_empty());
     assert_eq!(perturbed.len(), 1);
@@ -322,7 +326,9 @@ fn one_bar_short_is_an_error_naming_the_bars_needed(
             .contains(&format!("needs at least {needed} bars"))
     );
     assert!(
-        enough.iter().all(|s| s.values.last().unwrap().is_some()),
+        enough
+            .iter()
+            .all(|s| s.values.get(s.values.len() - 1).is_some()),
         "exactly enough bars give one value in every output"
     );
 }
@@ -342,16 +348,50 @@ fn supertrend_direction_is_plus_or_minus_one_and_picks_the_band() {
 
     let (value, direction) = (&out[0].values, &out[1].values);
     assert_eq!(out[1].panel, Panel::Hidden);
-    for i in 10..bars.len() {
-        let (v, d) = (value[i].unwrap(), direction[i].unwrap());
+    for (i, bar) in bars.iter().enumerate().skip(10) {
+        let (v, d) = (value.get(i).unwrap(), direction.get(i).unwrap());
         assert!(d == 1.0 || d == -1.0);
         // An uptrend's line is a support below the close, a downtrend's a resistance above.
         if d == 1.0 {
-            assert!(v <= bars[i].close, "bar {i}");
+            assert!(v <= bar.close, "bar {i}");
         } else {
-            assert!(v >= bars[i].close, "bar {i}");
+            assert!(v >= bar.close, "bar {i}");
         }
     }
-    assert!(direction.iter().flatten().any(|&d| d == 1.0));
-    assert!(direction.iter().flatten().any(|&d| d == -1.0));
+    assert!(direction.iter().flatten().any(|d| d == 1.0));
+    assert!(direction.iter().flatten().any(|d| d == -1.0));
+}
+
+#[test]
+fn computed_series_round_trip_through_json_with_warm_up_as_null() {
+    let bars = bars();
+    let series = compute_all(&IndicatorSpec::defaults(), &bars).unwrap();
+
+    let text = serde_json::to_string(&series).unwrap();
+    let wire: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let back: Vec<IndicatorSeries> = serde_json::from_str(&text).unwrap();
+
+    // serde_json without its float_roundtrip feature may read a number back 1 ulp off.
+    for (b, s) in back.iter().zip(&series) {
+        assert_eq!(
+            (&b.name, &b.indicator, b.panel),
+            (&s.name, &s.indicator, s.panel)
+        );
+        assert_eq!(b.values.len(), s.values.len());
+        for (i, (x, y)) in b.values.iter().zip(s.values.iter()).enumerate() {
+            match (x, y) {
+                (Some(x), Some(y)) => assert!((x - y).abs() <= 1e-15 * y.abs(), "{} [{i}]", s.name),
+                (x, y) => assert_eq!(x, y, "{} [{i}]", s.name),
+            }
+        }
+    }
+    assert_eq!(back.len(), series.len());
+    let macd = &wire[6];
+    assert_eq!(macd["name"], "macd_12_26_9");
+    let values = macd["values"].as_array().unwrap();
+    assert_eq!(values.len(), bars.len());
+    assert!(values[..33].iter().all(serde_json::Value::is_null));
+    assert!(values[33..].iter().all(serde_json::Value::is_f64));
+    assert_eq!(back[6].values.get(32), None);
+    assert_eq!(back[6].values.get(33), series[6].values.get(33));
 }
