@@ -174,33 +174,18 @@ impl Store {
         newest_first: bool,
         limit: Option<i32>,
     ) -> Result<Vec<T>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(table)
-                .set_index_name(index.map(String::from))
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", pk_name)
-                .expression_attribute_values(":pk", s(pk_value))
-                .scan_index_forward(!newest_first)
-                .set_limit(limit)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| dynamo_err("query", table, e))?;
-            for item in page.items.unwrap_or_default() {
-                out.push(from_item(table, item)?);
-            }
-            let reached = limit.is_some_and(|l| out.len() >= l as usize);
-            match page.last_evaluated_key {
-                Some(k) if !reached => start = Some(k),
-                _ => break,
-            }
-        }
-        Ok(out)
+        let query = self
+            .client
+            .query()
+            .table_name(table)
+            .set_index_name(index.map(String::from))
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", pk_name)
+            .expression_attribute_values(":pk", s(pk_value))
+            .scan_index_forward(!newest_first)
+            .set_limit(limit);
+        self.all_pages(table, query, limit.map(|l| l as usize))
+            .await
     }
 
     /// Every item of an index partition whose sort key is at least `sk_min`, in
@@ -215,19 +200,31 @@ impl Store {
         (pk_name, pk_value): (&str, &str),
         (sk_name, sk_min): (&str, &str),
     ) -> Result<Vec<T>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(table)
+            .index_name(index)
+            .key_condition_expression("#pk = :pk AND #sk >= :sk")
+            .expression_attribute_names("#pk", pk_name)
+            .expression_attribute_names("#sk", sk_name)
+            .expression_attribute_values(":pk", s(pk_value))
+            .expression_attribute_values(":sk", s(sk_min));
+        self.all_pages(table, query, None).await
+    }
+
+    /// Runs a query page after page until the partition or `limit` items are read.
+    async fn all_pages<T: DeserializeOwned>(
+        &self,
+        table: &str,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        limit: Option<usize>,
+    ) -> Result<Vec<T>, StoreError> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
         loop {
-            let page = self
-                .client
-                .query()
-                .table_name(table)
-                .index_name(index)
-                .key_condition_expression("#pk = :pk AND #sk >= :sk")
-                .expression_attribute_names("#pk", pk_name)
-                .expression_attribute_names("#sk", sk_name)
-                .expression_attribute_values(":pk", s(pk_value))
-                .expression_attribute_values(":sk", s(sk_min))
+            let page = query
+                .clone()
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
@@ -235,9 +232,10 @@ impl Store {
             for item in page.items.unwrap_or_default() {
                 out.push(from_item(table, item)?);
             }
+            let reached = limit.is_some_and(|l| out.len() >= l);
             match page.last_evaluated_key {
-                Some(k) => start = Some(k),
-                None => break,
+                Some(k) if !reached => start = Some(k),
+                _ => break,
             }
         }
         Ok(out)
