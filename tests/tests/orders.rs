@@ -559,6 +559,7 @@ fn closed_trade(strategy_id: &str, n: u32, closed_at: &str, pnl: Decimal) -> Tra
         exit_order_id: format!("{strategy_id}-exit-{n}"),
         exit_execution_id: format!("{strategy_id}-manual"),
         exit_purpose: "stop_exit".into(),
+        version: 0,
     }
 }
 
