@@ -93,9 +93,7 @@ pub fn backfill(
     other_reported: impl Fn(&str) -> bool,
     now: &str,
 ) -> Option<Backfill> {
-    if order.commission_pending.is_none() {
-        return None;
-    }
+    order.commission_pending.as_ref()?;
     let id = order.order_id.as_str();
     let mut mine: Vec<usize> = (0..trades.len())
         .filter(|&i| trades[i].exit_order_id == id || trades[i].entry_order_id == id)
@@ -414,7 +412,7 @@ mod tests {
         let b = backfill(
             second,
             reported(second),
-            &[mid.clone()],
+            std::slice::from_ref(&mid),
             a.position.as_ref(),
             |_| true,
             "t4",
