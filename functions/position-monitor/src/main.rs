@@ -162,7 +162,7 @@ async fn handle(
     let book = deps.order_book();
     let positions = book.open_positions().await.map_err(StepError::from)?;
     let now = Utc::now();
-    let report = if positions.is_empty() {
+    let mut report = if positions.is_empty() {
         json!({"checked": 0, "failures": 0, "positions": []})
     } else {
         check_positions(&event, deps, ibkr, &book, positions, now).await
@@ -170,7 +170,6 @@ async fn handle(
     // After the position checks, whatever they did: a separate, bounded pass that
     // never fails the run and does not depend on market hours.
     let backfill = commission_backfill::run(&book, ibkr, Utc::now()).await;
-    let mut report = report;
     report["at"] = json!(now.to_rfc3339_opts(SecondsFormat::Secs, true));
     report["commission_backfill"] = backfill;
     Ok(report)
