@@ -236,6 +236,32 @@ impl FakeIbkr {
         .await
     }
 
+    /// Holds commissions back: new executions come without theirs (served as `""`)
+    /// until [`FakeIbkr::report_commissions`] or the returned guard is dropped,
+    /// which reports every held-back commission, also when the test panics.
+    ///
+    /// # Errors
+    /// See [`FakeIbkr::post`].
+    pub async fn hold_commissions(&self) -> anyhow::Result<PostOnDrop> {
+        let guard = PostOnDrop {
+            url: format!("{}/commissions", self.base),
+            body: r#"{"reported":true}"#.into(),
+        };
+        self.post("/commissions", serde_json::json!({"reported": false}))
+            .await?;
+        Ok(guard)
+    }
+
+    /// Reports every commission held back so far, and the ones to come.
+    ///
+    /// # Errors
+    /// See [`FakeIbkr::post`].
+    pub async fn report_commissions(&self) -> anyhow::Result<()> {
+        self.post("/commissions", serde_json::json!({"reported": true}))
+            .await?;
+        Ok(())
+    }
+
     /// Logs the gateway out (every `/v1/api` call answers 401) until the returned
     /// guard is dropped, which logs it back in, also when the test panics.
     ///
@@ -257,33 +283,54 @@ pub struct LoginOnDrop {
 }
 
 impl LoginOnDrop {
-    /// A plain HTTP/1.0 POST over a std socket: `Drop` cannot await, and this also
-    /// runs while a panic unwinds inside the async runtime.
     fn login(&self) -> anyhow::Result<()> {
-        use std::io::{Read, Write};
-        let url = reqwest::Url::parse(&self.url)?;
-        let host = url.host_str().context("fake gateway host")?;
-        let port = url.port_or_known_default().context("fake gateway port")?;
-        let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))?
-            .next()
-            .context("fake gateway address")?;
-        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        write!(
-            s,
-            "POST {} HTTP/1.0\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}",
-            url.path()
-        )?;
-        let mut answer = String::new();
-        s.read_to_string(&mut answer)?;
-        if !answer.starts_with("HTTP/1.0 200") && !answer.starts_with("HTTP/1.1 200") {
-            bail!(
-                "fake gateway login: {}",
-                answer.lines().next().unwrap_or("")
-            );
-        }
-        Ok(())
+        post_blocking(&self.url, "{}")
     }
+}
+
+/// Posts a control request to the fake gateway when dropped (see
+/// [`FakeIbkr::hold_commissions`]).
+pub struct PostOnDrop {
+    url: String,
+    body: String,
+}
+
+impl Drop for PostOnDrop {
+    fn drop(&mut self) {
+        if let Err(e) = post_blocking(&self.url, &self.body) {
+            eprintln!("could not restore the fake gateway at {}: {e:#}", self.url);
+        }
+    }
+}
+
+/// A plain HTTP/1.0 POST over a std socket: `Drop` cannot await, and this also
+/// runs while a panic unwinds inside the async runtime.
+fn post_blocking(url: &str, body: &str) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let url = reqwest::Url::parse(url)?;
+    let host = url.host_str().context("fake gateway host")?;
+    let port = url.port_or_known_default().context("fake gateway port")?;
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))?
+        .next()
+        .context("fake gateway address")?;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "POST {} HTTP/1.0\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        url.path(),
+        body.len()
+    )?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer)?;
+    if !answer.starts_with("HTTP/1.0 200") && !answer.starts_with("HTTP/1.1 200") {
+        bail!(
+            "fake gateway {}: {}",
+            url.path(),
+            answer.lines().next().unwrap_or("")
+        );
+    }
+    Ok(())
 }
 
 impl Drop for LoginOnDrop {

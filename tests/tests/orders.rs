@@ -2,7 +2,8 @@
 //! an order through the state machine against the fake IBKR gateway; a lost broker
 //! response makes Step Functions retry place_order without a second order; the
 //! position monitor exits a position whose stop the price crossed, once, and only
-//! while its market session is open.
+//! while its market session is open; commissions IBKR reports after an order's last
+//! fill are back-filled by the monitor into order, trade and position, once.
 //!
 //! The fake gateway is shared by everything on the stack, so each test works on its
 //! own strategy and, where it moves prices, on a contract the others do not use.
@@ -465,6 +466,171 @@ async fn the_monitor_exits_a_position_once_when_the_price_crosses_its_stop() {
         .unwrap();
 }
 
+/// The entries of the monitor's back-fill report (`outcome: backfilled`) for a strategy.
+fn backfilled(run: &Value, strategy_id: &str) -> Vec<Value> {
+    run["commission_backfill"]["backfilled"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|b| b["strategy_id"] == strategy_id)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn commissions_reported_after_the_last_fill_are_back_filled_by_the_monitor_once() {
+    // One gateway, one IBKR session: its pacing and its "reply must follow the question"
+    // rule are global, so tests that order take turns, as Lambdas sharing a gateway would.
+    let _gateway = gateway_lock().await;
+    let stack = Stack::connect().await.unwrap();
+    let fake = FakeIbkr::of(&stack);
+    let book = stack.deps.order_book();
+    let setups = buy_setups(&stack).await.unwrap();
+    // Another contract than the other ordering tests when there is one: its price moves.
+    let setup = setups
+        .get(2)
+        .or(setups.last())
+        .expect("no contract reads as BUY today");
+    let id = unique("it-late");
+    let mut s = live_strategy(&id, setup);
+    // Watched at any hour: the exit must not depend on New York being open.
+    s.market.always_open = true;
+    stack.put_strategy(&s).await.unwrap();
+    fake.price(setup.conid, setup.close, None).await.unwrap();
+    let held = fake.hold_commissions().await.unwrap();
+    let name = format!("{id}-manual");
+
+    let done = stack.run(&name, &json!({"strategy_id": id})).await.unwrap();
+    assert_eq!(done.status, "SUCCEEDED", "cause: {:?}", done.cause);
+    let entry_id = client_order_id(&name, "entry");
+    let entry = order_item(&stack, &entry_id).await;
+    assert_eq!(entry.status, OrderStatus::Filled, "{:?}", entry.history);
+    assert_eq!(
+        (
+            entry.commission,
+            entry.commission_reported,
+            entry.commission_pending.as_deref()
+        ),
+        (Decimal::ZERO, false, Some("pending"))
+    );
+    let opened = book.position(&id, setup.conid).await.unwrap().unwrap();
+    assert_eq!(
+        (opened.open_commission, opened.commission_reported),
+        (Decimal::ZERO, false)
+    );
+    // The stop is crossed while commissions are still held back: the exit fills
+    // without its commission too, and the position closes.
+    let stop = opened.stop.expect("a BUY signal has a stop");
+    fake.price(setup.conid, stop - Decimal::ONE, None)
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        invoke_monitor().await.unwrap();
+        if !book
+            .position(&id, setup.conid)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_open()
+        {
+            break;
+        }
+    }
+    let exit_id = client_order_id(&opened.position_id, "exit-stop-1");
+    let exit = order_item(&stack, &exit_id).await;
+    assert_eq!(exit.status, OrderStatus::Filled, "{:?}", exit.history);
+    assert_eq!(
+        (exit.commission_reported, exit.commission_pending.as_deref()),
+        (false, Some("pending"))
+    );
+    let trades = book.trades_of(&id).await.unwrap();
+    assert_eq!(trades.len(), 1, "{trades:?}");
+    assert_eq!(
+        (trades[0].commission, trades[0].commission_reported),
+        (Decimal::ZERO, false)
+    );
+
+    fake.report_commissions().await.unwrap();
+    let entry_commission = fake.commission_of(&entry_id).await.unwrap();
+    let exit_commission = fake.commission_of(&exit_id).await.unwrap();
+    // IBKR paces its executions endpoint per session (1 per 5 s): a run that met
+    // another caller's request reports the error and the next run does the work.
+    let mut reports = Vec::new();
+    for _ in 0..4 {
+        let run = invoke_monitor().await.unwrap();
+        reports.extend(backfilled(&run, &id));
+        if reports.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(6)).await;
+    }
+
+    let ids: Vec<&str> = reports
+        .iter()
+        .filter_map(|r| r["order_id"].as_str())
+        .collect();
+    assert!(
+        ids.contains(&entry_id.as_str()) && ids.contains(&exit_id.as_str()),
+        "{reports:?}"
+    );
+    let entry = order_item(&stack, &entry_id).await;
+    let exit = order_item(&stack, &exit_id).await;
+    for (o, reported) in [(&entry, entry_commission), (&exit, exit_commission)] {
+        assert!(reported > Decimal::ZERO, "no commission at the broker");
+        assert_eq!(
+            (
+                o.commission,
+                o.applied_commission,
+                o.commission_reported,
+                o.commission_pending.as_deref()
+            ),
+            (reported, reported, true, None),
+            "{:?}",
+            o.history
+        );
+    }
+    let t = book.trades_of(&id).await.unwrap().remove(0);
+    assert_eq!(t.commission, entry_commission + exit_commission);
+    assert_eq!(
+        t.realized_pnl,
+        t.gross_pnl - entry_commission - exit_commission
+    );
+    assert!(t.commission_reported);
+    let closed = book.position(&id, setup.conid).await.unwrap().unwrap();
+    assert!(!closed.is_open(), "{closed:?}");
+    assert_eq!(
+        (
+            closed.realized_pnl,
+            closed.open_commission,
+            closed.commission_reported
+        ),
+        (t.realized_pnl, Decimal::ZERO, true)
+    );
+
+    let again = invoke_monitor().await.unwrap();
+
+    assert!(backfilled(&again, &id).is_empty(), "{again}");
+    assert_eq!(order_item(&stack, &entry_id).await, entry);
+    assert_eq!(order_item(&stack, &exit_id).await, exit);
+    assert_eq!(book.trades_of(&id).await.unwrap(), vec![t]);
+    assert_eq!(
+        book.position(&id, setup.conid).await.unwrap().unwrap(),
+        closed
+    );
+    drop(held);
+    let ibkr = stack.deps.ibkr().unwrap();
+    let last = ibkr.bars(setup.conid, Timeframe::Daily, 1).await.unwrap()[0].close;
+    fake.price(
+        setup.conid,
+        Decimal::from_f64(last).unwrap().round_dp(2),
+        None,
+    )
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn the_monitor_leaves_a_crossed_stop_alone_while_the_market_is_closed() {
     let _gateway = gateway_lock().await;
@@ -559,6 +725,7 @@ fn closed_trade(strategy_id: &str, n: u32, closed_at: &str, pnl: Decimal) -> Tra
         exit_order_id: format!("{strategy_id}-exit-{n}"),
         exit_execution_id: format!("{strategy_id}-manual"),
         exit_purpose: "stop_exit".into(),
+        version: 0,
     }
 }
 

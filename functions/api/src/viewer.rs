@@ -376,6 +376,47 @@ mod tests {
         assert!(page.contains("&lt;script&gt;alert(1)&lt;"));
     }
 
+    fn order_json(filled: &str, reported: bool) -> Value {
+        json!({"order_id": format!("tf-{filled}-{reported}"), "side": "BUY", "quantity": "10",
+               "symbol": "AAPL", "status": "FILLED", "filled_quantity": filled,
+               "commission": "0", "commission_reported": reported, "history": []})
+    }
+
+    #[test]
+    fn an_order_or_trade_whose_commission_was_not_reported_says_so() {
+        let env = environment().unwrap();
+        let unreported = "commission not yet reported";
+
+        let page = |orders: Vec<Value>| {
+            render(
+                &env,
+                "orders.html",
+                context! { root => "/", orders => orders },
+            )
+            .unwrap()
+        };
+        let late = page(vec![order_json("10", false)]);
+        let known = page(vec![order_json("10", true)]);
+        let unfilled = page(vec![order_json("0", false)]);
+        let trades = |reported: bool| {
+            let t = json!({"trade_id": "tf-x#10", "quantity": "10", "entry_price": "100",
+                           "exit_price": "103", "realized_pnl": "30.00",
+                           "commission_reported": reported});
+            render(
+                &env,
+                "execution.html",
+                context! { root => "/", execution_id => "e", trades => vec![t], cards => Vec::<Value>::new() },
+            )
+            .unwrap()
+        };
+
+        assert!(late.contains(unreported), "{late}");
+        assert!(!known.contains(unreported));
+        assert!(!unfilled.contains(unreported));
+        assert!(trades(false).contains(unreported));
+        assert!(!trades(true).contains(unreported));
+    }
+
     #[test]
     fn the_equity_path_spans_the_box() {
         let curve = [

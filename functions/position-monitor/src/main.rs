@@ -5,8 +5,10 @@
 //! claim keeps a SELL signal and the monitor from both selling it). Exit orders are
 //! tracked here until they end. Triggers are judged only while the strategy's market
 //! session is open: outside it the snapshot is a stale or thin pre/post-market print
-//! and a market exit would sit until the open anyway. Not a workflow step, so no
-//! step harness.
+//! and a market exit would sit until the open anyway. After the checks, at any
+//! hour, a bounded pass back-fills commissions IBKR reported after an order's last
+//! fill was applied (`tradeflow_adapters::backfill`); its report is part of the
+//! run's. Not a workflow step, so no step harness.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -17,6 +19,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::FromPrimitive;
 use serde_json::{Value, json};
 use tradeflow_adapters::Deps;
+use tradeflow_adapters::backfill as commission_backfill;
 use tradeflow_adapters::ibkr::IbkrClient;
 use tradeflow_adapters::lease::{LeasedBroker, SubmissionLease};
 use tradeflow_adapters::orders::{OrderBook, poll_order, release_exit_claim};
@@ -158,10 +161,28 @@ async fn handle(
 ) -> Result<Value, lambda_runtime::Error> {
     let book = deps.order_book();
     let positions = book.open_positions().await.map_err(StepError::from)?;
-    if positions.is_empty() {
-        return Ok(json!({"checked": 0, "positions": []}));
-    }
     let now = Utc::now();
+    let mut report = if positions.is_empty() {
+        json!({"checked": 0, "failures": 0, "positions": []})
+    } else {
+        check_positions(&event, deps, ibkr, &book, positions, now).await
+    };
+    // After the position checks, whatever they did: a separate, bounded pass that
+    // never fails the run and does not depend on market hours.
+    let backfill = commission_backfill::run(&book, ibkr, Utc::now()).await;
+    report["at"] = json!(now.to_rfc3339_opts(SecondsFormat::Secs, true));
+    report["commission_backfill"] = backfill;
+    Ok(report)
+}
+
+async fn check_positions(
+    event: &LambdaEvent<Value>,
+    deps: &Deps,
+    ibkr: &IbkrClient,
+    book: &OrderBook,
+    positions: Vec<Position>,
+    now: chrono::DateTime<Utc>,
+) -> Value {
     let clocks = session_clocks(deps, &positions).await;
     let is_open = |p: &Position| clocks.get(&p.strategy_id).is_some_and(|c| c.is_open(now));
     // Prices only for markets that are open: nothing else is judged this run.
@@ -195,7 +216,7 @@ async fn handle(
         let open = is_open(&p);
         let key = json!({"strategy_id": p.strategy_id, "conid": p.conid});
         match check_position(
-            &book,
+            book,
             ibkr,
             &lease,
             p,
@@ -213,9 +234,7 @@ async fn handle(
             }
         }
     }
-    Ok(
-        json!({"checked": report.len(), "failures": failures, "at": now.to_rfc3339_opts(SecondsFormat::Secs, true), "positions": report}),
-    )
+    json!({"checked": report.len(), "failures": failures, "positions": report})
 }
 
 /// The market clock of each position's strategy. A strategy that is gone or whose

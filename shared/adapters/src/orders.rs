@@ -13,9 +13,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use thiserror::Error;
 use tradeflow_core::StepError;
+use tradeflow_core::commission::Backfill;
 use tradeflow_core::orders::{
-    Broker, BrokerAck, BrokerError, BrokerOrder, Order, OrderStatus, OrderStore, OrderStoreError,
-    with_commission,
+    Broker, BrokerAck, BrokerError, BrokerOrder, COMMISSION_PENDING, Order, OrderStatus,
+    OrderStore, OrderStoreError, with_commission,
 };
 use tradeflow_core::portfolio::{Drawdown, FillOutcome, Position, Trade, apply_fill};
 
@@ -28,6 +29,8 @@ use crate::store::{Item, Store, StoreError, from_item, s, to_item};
 pub const EVENT_SOURCE: &str = "tradeflow";
 pub const ORDER_FILLED: &str = "OrderFilled";
 pub const POSITION_CLOSED: &str = "PositionClosed";
+/// The orders table's sparse index of orders whose commission is pending.
+pub const COMMISSION_PENDING_INDEX: &str = "commission_pending";
 
 #[derive(Debug, Error)]
 pub enum BookError {
@@ -327,6 +330,146 @@ impl OrderBook {
         }
     }
 
+    /// Orders whose applied fills lack their commission, oldest first, at most
+    /// `limit`: the sparse `commission_pending` index holds only those. An index
+    /// read is eventually consistent; re-read an order before acting on it.
+    ///
+    /// # Errors
+    /// DynamoDB errors or a malformed item.
+    pub async fn commission_pending(&self, limit: i32) -> Result<Vec<Order>, BookError> {
+        Ok(self
+            .store
+            .query(
+                self.orders(),
+                Some(COMMISSION_PENDING_INDEX),
+                "commission_pending",
+                COMMISSION_PENDING,
+                false,
+                Some(limit),
+            )
+            .await?)
+    }
+
+    /// The trades an order's shares are in: those it closed and those that closed
+    /// what it opened. A consistent read of the strategy's partition, so a trade
+    /// committed a moment ago is not missed.
+    ///
+    /// # Errors
+    /// DynamoDB errors or a malformed item.
+    pub async fn trades_of_order(
+        &self,
+        strategy_id: &str,
+        order_id: &str,
+    ) -> Result<Vec<Trade>, BookError> {
+        let table = self.trades();
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .store
+                .client
+                .query()
+                .table_name(table)
+                .key_condition_expression("strategy_id = :s")
+                .expression_attribute_values(":s", s(strategy_id))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| dynamo("query", table, e))?;
+            for item in page.items.unwrap_or_default() {
+                let t: Trade = from_item(table, item)?;
+                if t.exit_order_id == order_id || t.entry_order_id == order_id {
+                    out.push(t);
+                }
+            }
+            match page.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Commits a commission back-fill, atomically: the order (which leaves the
+    /// index), its changed trades and the position, each only if still at the
+    /// version it was read at. A concurrent fill or a second back-fill makes this
+    /// fail with `Conflict` instead of applying the difference twice.
+    ///
+    /// # Errors
+    /// `Conflict`, DynamoDB errors.
+    pub async fn commit_backfill(&self, b: &mut Backfill) -> Result<(), BookError> {
+        let mut next_order = b.order.clone();
+        next_order.version += 1;
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .put(Self::versioned_put(
+                    self.orders(),
+                    &next_order,
+                    "order_id",
+                    b.order.version,
+                    false,
+                )?)
+                .build(),
+        ];
+        let mut next_trades = Vec::with_capacity(b.trades.len());
+        for t in &b.trades {
+            let mut next = t.clone();
+            next.version += 1;
+            // Trades written before they had a version have none: that is version 0.
+            let condition = if t.version == 0 {
+                "attribute_exists(trade_id) AND (attribute_not_exists(#v) OR #v = :v)"
+            } else {
+                "attribute_exists(trade_id) AND #v = :v"
+            };
+            let put = Put::builder()
+                .table_name(self.trades())
+                .set_item(Some(to_item(self.trades(), &next)?))
+                .condition_expression(condition)
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":v", n(t.version))
+                .build()
+                .map_err(|e| dynamo("transact", self.trades(), e))?;
+            items.push(TransactWriteItem::builder().put(put).build());
+            next_trades.push(next);
+        }
+        let mut next_pos = b.position.clone();
+        if let Some(p) = next_pos.as_mut() {
+            let expected = p.version;
+            p.version += 1;
+            items.push(
+                TransactWriteItem::builder()
+                    .put(Self::versioned_put(
+                        self.positions(),
+                        p,
+                        "strategy_id",
+                        expected,
+                        false,
+                    )?)
+                    .build(),
+            );
+        }
+        let res = self
+            .store
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match res {
+            Ok(_) => {
+                b.order = next_order;
+                b.trades = next_trades;
+                b.position = next_pos;
+                Ok(())
+            }
+            Err(e) if e.code() == Some("TransactionCanceledException") => Err(BookError::Conflict(
+                format!("commission back-fill of order {}", b.order.order_id),
+            )),
+            Err(e) => Err(dynamo("transact", self.orders(), e)),
+        }
+    }
+
     /// A strategy's trades, oldest first.
     ///
     /// # Errors
@@ -595,7 +738,7 @@ impl Broker for IbkrClient {
 /// The `days` of executions that cover an order created at `created_at`: without
 /// it IBKR lists the current day only, and its day is not the UTC day, so one day
 /// of slack; at most IBKR's 7.
-fn trade_days(created_at: &str, now: chrono::DateTime<chrono::Utc>) -> Option<u32> {
+pub(crate) fn trade_days(created_at: &str, now: chrono::DateTime<chrono::Utc>) -> Option<u32> {
     let created = chrono::DateTime::parse_from_rfc3339(created_at).ok()?;
     let age = (now.date_naive() - created.date_naive()).num_days();
     Some(u32::try_from(age + 2).unwrap_or(2).min(7))

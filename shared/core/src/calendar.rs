@@ -291,6 +291,7 @@ mod tests {
             exit_order_id: "o".into(),
             exit_execution_id: "x".into(),
             exit_purpose: "stop_exit".into(),
+            version: 0,
         }
     }
 

@@ -4,6 +4,7 @@
 
 pub mod analyst;
 pub mod calendar;
+pub mod commission;
 pub mod error;
 pub mod execution;
 pub mod indicators;

@@ -124,6 +124,12 @@ pub struct Order {
     /// 0 and a later fill of the order takes in what was reported meanwhile).
     #[serde(default)]
     pub commission_reported: bool,
+    /// `COMMISSION_PENDING` while an applied fill lacks its commission, absent
+    /// otherwise: the partition key of the orders table's sparse
+    /// `commission_pending` index, where the position monitor finds the orders
+    /// whose commission it back-fills once the broker reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commission_pending: Option<String>,
     pub stop: Option<Decimal>,
     pub target: Option<Decimal>,
     pub created_at: String,
@@ -155,6 +161,9 @@ pub struct Order {
     #[serde(default)]
     pub version: u64,
 }
+
+/// The value of `Order::commission_pending` (the sparse index's one partition).
+pub const COMMISSION_PENDING: &str = "pending";
 
 /// Derives the client order id from the execution and the leg, so every retry of
 /// the same step computes the same id and IBKR's duplicate-cOID check backs ours.
@@ -204,6 +213,7 @@ impl Order {
             avg_fill_price: None,
             commission: Decimal::ZERO,
             commission_reported: false,
+            commission_pending: None,
             stop: n.stop,
             target: n.target,
             created_at: now.to_string(),
@@ -298,6 +308,14 @@ impl Order {
         self.applied_value += fill.value;
         self.applied_commission += fill.commission;
         self.commission_reported = fill.commission_reported;
+        self.commission_pending =
+            (!fill.commission_reported).then(|| COMMISSION_PENDING.to_string());
+    }
+
+    /// True when its fills are all applied and no more will come: the fill path
+    /// never touches it again.
+    pub fn is_settled(&self) -> bool {
+        self.status.is_final() && self.applied_quantity >= self.filled_quantity
     }
 }
 

@@ -136,6 +136,10 @@ pub struct Trade {
     pub exit_execution_id: String,
     /// Why the closing order was placed (`signal_exit`, `stop_exit`, …).
     pub exit_purpose: String,
+    /// Optimistic-locking counter: a commission back-fill rewrites the item only if
+    /// it is still the version it read.
+    #[serde(default)]
+    pub version: u64,
 }
 
 /// What a fill did to the position.
@@ -273,6 +277,7 @@ pub fn apply_fill(current: Option<&Position>, order: &Order, fill: &Fill) -> Fil
         exit_order_id: order.order_id.clone(),
         exit_execution_id: order.execution_id.clone(),
         exit_purpose: order.purpose.clone(),
+        version: 0,
     };
     p.quantity -= closing * direction_sign;
     p.cost_basis -= basis_closed;
