@@ -160,32 +160,18 @@ pub async fn query_since<T: DeserializeOwned>(
     since: &str,
     cap: usize,
 ) -> Result<Vec<T>, StoreError> {
-    let mut out = Vec::new();
-    let mut start: Option<Item> = None;
-    loop {
-        let page = store
-            .client
-            .query()
-            .table_name(q.table)
-            .set_index_name(q.index.map(String::from))
-            .key_condition_expression("#pk = :pk AND #sk >= :since")
-            .expression_attribute_names("#pk", q.pk_name)
-            .expression_attribute_names("#sk", sk_name)
-            .expression_attribute_values(":pk", s(q.pk_value))
-            .expression_attribute_values(":since", s(since))
-            .scan_index_forward(!q.newest_first)
-            .set_exclusive_start_key(start.take())
-            .send()
-            .await
-            .map_err(|e| sdk_err("query", q.table, e))?;
-        for i in page.items.unwrap_or_default() {
-            out.push(from_item(q.table, i)?);
-        }
-        match page.last_evaluated_key {
-            Some(k) if out.len() < cap => start = Some(k),
-            _ => break,
-        }
-    }
+    let query = store
+        .client
+        .query()
+        .table_name(q.table)
+        .set_index_name(q.index.map(String::from))
+        .key_condition_expression("#pk = :pk AND #sk >= :since")
+        .expression_attribute_names("#pk", q.pk_name)
+        .expression_attribute_names("#sk", sk_name)
+        .expression_attribute_values(":pk", s(q.pk_value))
+        .expression_attribute_values(":since", s(since))
+        .scan_index_forward(!q.newest_first);
+    let mut out: Vec<T> = store.all_pages(q.table, query, Some(cap)).await?;
     out.truncate(cap);
     Ok(out)
 }

@@ -241,27 +241,41 @@ async fn check_positions(
 /// session does not parse falls back to the default (New York regular hours), so
 /// its positions are still watched.
 async fn session_clocks(deps: &Deps, positions: &[Position]) -> HashMap<String, Clock> {
-    let store = deps.store();
     let fallback = MarketSession::default()
         .clock()
         .expect("the default session parses");
+    let mut ids: Vec<&str> = positions.iter().map(|p| p.strategy_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    // One read per strategy, all at once: this runs every minute.
+    let mut reads = tokio::task::JoinSet::new();
+    for id in ids {
+        let (store, id) = (deps.store(), id.to_string());
+        reads.spawn(async move {
+            let read = store.strategy(&id).await;
+            (id, read)
+        });
+    }
     let mut clocks = HashMap::new();
-    for p in positions {
-        if clocks.contains_key(&p.strategy_id) {
-            continue;
-        }
-        let clock = match store.strategy(&p.strategy_id).await {
+    while let Some(joined) = reads.join_next().await {
+        let Ok((id, read)) = joined else {
+            continue; // a panicked read: its positions get the fallback below
+        };
+        let clock = match read {
             Ok(Some(s)) => s.market.clock().unwrap_or_else(|e| {
-                tracing::warn!(strategy_id = %p.strategy_id, error = %e, "bad market session; New York hours used");
+                tracing::warn!(strategy_id = %id, error = %e, "bad market session; New York hours used");
                 fallback
             }),
             Ok(None) => fallback,
             Err(e) => {
-                tracing::warn!(strategy_id = %p.strategy_id, error = %e, "strategy unreadable; New York hours used");
+                tracing::warn!(strategy_id = %id, error = %e, "strategy unreadable; New York hours used");
                 fallback
             }
         };
-        clocks.insert(p.strategy_id.clone(), clock);
+        clocks.insert(id, clock);
+    }
+    for p in positions {
+        clocks.entry(p.strategy_id.clone()).or_insert(fallback);
     }
     clocks
 }

@@ -158,19 +158,34 @@ impl OrderBook {
     ) -> Result<(), BookError> {
         let p = Self::versioned_put(table, value, key_attr, expected, may_be_new)?;
         // A one-item transaction: same condition semantics as the fill commit.
-        let res = self
+        self.transact(
+            table,
+            vec![TransactWriteItem::builder().put(p).build()],
+            what,
+        )
+        .await
+    }
+
+    /// Writes `items` all or none; a failed condition is `Conflict(what)`.
+    async fn transact(
+        &self,
+        table: &str,
+        items: Vec<TransactWriteItem>,
+        what: &str,
+    ) -> Result<(), BookError> {
+        match self
             .store
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(p).build())
+            .set_transact_items(Some(items))
             .send()
-            .await;
-        match res {
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if e.code() == Some("TransactionCanceledException") => {
                 Err(BookError::Conflict(what.to_string()))
             }
-            Err(e) => Err(dynamo("put", table, e)),
+            Err(e) => Err(dynamo("transact", table, e)),
         }
     }
 
@@ -310,24 +325,15 @@ impl OrderBook {
                 .map_err(|e| dynamo("transact", self.trades(), e))?;
             items.push(TransactWriteItem::builder().put(put).build());
         }
-        let res = self
-            .store
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        match res {
-            Ok(_) => {
-                *order = next_order;
-                outcome.position = next_pos;
-                Ok(())
-            }
-            Err(e) if e.code() == Some("TransactionCanceledException") => Err(BookError::Conflict(
-                format!("fill of order {}", order.order_id),
-            )),
-            Err(e) => Err(dynamo("transact", self.orders(), e)),
-        }
+        self.transact(
+            self.orders(),
+            items,
+            &format!("fill of order {}", order.order_id),
+        )
+        .await?;
+        *order = next_order;
+        outcome.position = next_pos;
+        Ok(())
     }
 
     /// Orders whose applied fills lack their commission, oldest first, at most
@@ -362,33 +368,19 @@ impl OrderBook {
         order_id: &str,
     ) -> Result<Vec<Trade>, BookError> {
         let table = self.trades();
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .store
-                .client
-                .query()
-                .table_name(table)
-                .key_condition_expression("strategy_id = :s")
-                .expression_attribute_values(":s", s(strategy_id))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| dynamo("query", table, e))?;
-            for item in page.items.unwrap_or_default() {
-                let t: Trade = from_item(table, item)?;
-                if t.exit_order_id == order_id || t.entry_order_id == order_id {
-                    out.push(t);
-                }
-            }
-            match page.last_evaluated_key {
-                Some(k) => start = Some(k),
-                None => break,
-            }
-        }
-        Ok(out)
+        let query = self
+            .store
+            .client
+            .query()
+            .table_name(table)
+            .key_condition_expression("strategy_id = :s")
+            .expression_attribute_values(":s", s(strategy_id))
+            .consistent_read(true);
+        let trades: Vec<Trade> = self.store.all_pages(table, query, None).await?;
+        Ok(trades
+            .into_iter()
+            .filter(|t| t.exit_order_id == order_id || t.entry_order_id == order_id)
+            .collect())
     }
 
     /// Commits a commission back-fill, atomically: the order (which leaves the
@@ -449,25 +441,16 @@ impl OrderBook {
                     .build(),
             );
         }
-        let res = self
-            .store
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        match res {
-            Ok(_) => {
-                b.order = next_order;
-                b.trades = next_trades;
-                b.position = next_pos;
-                Ok(())
-            }
-            Err(e) if e.code() == Some("TransactionCanceledException") => Err(BookError::Conflict(
-                format!("commission back-fill of order {}", b.order.order_id),
-            )),
-            Err(e) => Err(dynamo("transact", self.orders(), e)),
-        }
+        self.transact(
+            self.orders(),
+            items,
+            &format!("commission back-fill of order {}", b.order.order_id),
+        )
+        .await?;
+        b.order = next_order;
+        b.trades = next_trades;
+        b.position = next_pos;
+        Ok(())
     }
 
     /// A strategy's trades, oldest first.

@@ -214,7 +214,10 @@ impl Store {
     }
 
     /// Runs a query page after page until the partition or `limit` items are read.
-    async fn all_pages<T: DeserializeOwned>(
+    ///
+    /// # Errors
+    /// The SDK error or a malformed item.
+    pub async fn all_pages<T: DeserializeOwned>(
         &self,
         table: &str,
         query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,

@@ -308,14 +308,8 @@ mod tests {
         ];
         // Friday 21:30 New York = Saturday 02:30 UTC: still Friday's session.
         let now = utc("2026-11-21T02:30:00Z");
+        // (The UTC-date rule this replaces summed the trades dated 2026-11-21: none.)
         assert_eq!(ny().realized_on_trading_day(&trades, now), dec!(-900.25));
-        // The UTC-date rule this replaces saw only the Monday-dated nothing: 0.
-        let utc_day: Decimal = trades
-            .iter()
-            .filter(|t| t.closed_at.starts_with("2026-11-21"))
-            .map(|t| t.realized_pnl)
-            .sum();
-        assert_eq!(utc_day, Decimal::ZERO);
     }
 
     #[rstest]
