@@ -11,8 +11,10 @@ use thiserror::Error;
 
 use crate::market::Bar;
 
+mod buffer;
 mod formulas;
-use formulas::Columns;
+use buffer::Buffer;
+use formulas::{TrMember, TrOutput};
 #[cfg(test)]
 mod reference_tests;
 mod values;
@@ -153,6 +155,24 @@ pub enum IndicatorError {
         needed: usize,
         got: usize,
     },
+    #[error("{indicator}: column {column} has {len} values, close has {expected}")]
+    ColumnLength {
+        indicator: String,
+        column: &'static str,
+        len: usize,
+        expected: usize,
+    },
+}
+
+/// The bars as contiguous columns, the way TA-Lib takes its inputs. Only the columns
+/// some spec reads need values: the defaults never read volume, and close-only sets
+/// (SMA, EMA, RSI, MACD, Bollinger) read neither high nor low.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Columns<'a> {
+    pub high: &'a [f64],
+    pub low: &'a [f64],
+    pub close: &'a [f64],
+    pub volume: &'a [f64],
 }
 
 impl IndicatorSpec {
@@ -242,6 +262,32 @@ impl IndicatorSpec {
         }
     }
 
+    /// The output series: name suffix and panel, in the order they are returned.
+    fn outputs(&self) -> &'static [(&'static str, Panel)] {
+        match self {
+            IndicatorSpec::Sma { .. }
+            | IndicatorSpec::Ema { .. }
+            | IndicatorSpec::Vwap { .. } => &[("", Panel::Price)],
+            IndicatorSpec::Rsi { .. } | IndicatorSpec::Atr { .. } | IndicatorSpec::Obv {} => {
+                &[("", Panel::Own)]
+            }
+            IndicatorSpec::Macd { .. } => &[
+                ("", Panel::Own),
+                ("_signal", Panel::Own),
+                ("_hist", Panel::Own),
+            ],
+            IndicatorSpec::Bollinger { .. } => &[
+                ("_upper", Panel::Price),
+                ("_middle", Panel::Price),
+                ("_lower", Panel::Price),
+            ],
+            IndicatorSpec::Supertrend { .. } => {
+                &[("", Panel::Price), ("_direction", Panel::Hidden)]
+            }
+            IndicatorSpec::Stochastic { .. } => &[("_k", Panel::Own), ("_d", Panel::Own)],
+        }
+    }
+
     /// Whether the formula reads the bars' high and low (else only close and volume).
     fn reads_high_low(&self) -> bool {
         matches!(
@@ -304,7 +350,7 @@ impl IndicatorSpec {
     }
 }
 
-/// Computes every configured indicator.
+/// Computes every configured indicator over the bars.
 ///
 /// # Errors
 /// The first invalid spec, else the first indicator short of bars.
@@ -315,16 +361,28 @@ pub fn compute_all(
     for spec in specs {
         spec.validate()?;
     }
-    let columns = Columns::new(
-        bars,
-        specs.iter().any(IndicatorSpec::reads_high_low),
-        specs.iter().any(IndicatorSpec::reads_volume),
-    );
-    let mut out = Vec::with_capacity(specs.len() * 3);
-    for spec in specs {
-        out.extend(compute_with(spec, &columns)?);
-    }
-    Ok(out)
+    // The columns are staged in buffers like the outputs' (reused huge pages for a
+    // million bars), read by every formula, and dropped on return.
+    let column = |needed: bool, field: fn(&Bar) -> f64| {
+        let mut buffer = Buffer::new(if needed { bars.len() } else { 0 });
+        for (v, b) in buffer.as_mut_slice().iter_mut().zip(bars) {
+            *v = field(b);
+        }
+        buffer
+    };
+    let high_low = specs.iter().any(IndicatorSpec::reads_high_low);
+    let volume = specs.iter().any(IndicatorSpec::reads_volume);
+    let (h, l) = (column(high_low, |b| b.high), column(high_low, |b| b.low));
+    let (c, v) = (column(true, |b| b.close), column(volume, |b| b.volume));
+    compute_all_columns(
+        specs,
+        &Columns {
+            high: h.as_slice(),
+            low: l.as_slice(),
+            close: c.as_slice(),
+            volume: v.as_slice(),
+        },
+    )
 }
 
 /// Computes one indicator's series.
@@ -332,72 +390,163 @@ pub fn compute_all(
 /// # Errors
 /// `InvalidParameter` or `NotEnoughBars`.
 pub fn compute(spec: &IndicatorSpec, bars: &[Bar]) -> Result<Vec<IndicatorSeries>, IndicatorError> {
-    spec.validate()?;
-    let columns = Columns::new(bars, spec.reads_high_low(), spec.reads_volume());
-    compute_with(spec, &columns)
+    compute_all(std::slice::from_ref(spec), bars)
 }
 
-/// Computes a validated spec over the bars' columns.
-fn compute_with(spec: &IndicatorSpec, c: &Columns) -> Result<Vec<IndicatorSeries>, IndicatorError> {
-    let needed = spec.bars_needed();
-    if c.close.len() < needed {
-        return Err(IndicatorError::NotEnoughBars {
-            indicator: spec.label(),
-            needed,
-            got: c.close.len(),
-        });
+/// Computes every configured indicator over columns already in memory (TA-Lib's form
+/// of input). Indicators that share an intermediate series get it from one pass:
+/// every ATR and Supertrend reads one true range per bar, and an SMA with the period
+/// of a Bollinger spec is that spec's middle band.
+///
+/// # Errors
+/// The first invalid spec, else the first indicator short of bars or missing a column.
+pub fn compute_all_columns(
+    specs: &[IndicatorSpec],
+    columns: &Columns,
+) -> Result<Vec<IndicatorSeries>, IndicatorError> {
+    for spec in specs {
+        spec.validate()?;
     }
-    let close = &c.close;
-    let (kind, params) = (spec.kind(), spec.params());
-    let series = |output: &str, panel: Panel, values: Vec<f64>| IndicatorSeries {
-        name: format!("{kind}{output}{params}"),
-        indicator: kind.into(),
-        panel,
-        values: SeriesValues::from_nan_padded(values),
-    };
-    Ok(match *spec {
-        IndicatorSpec::Sma { period } => {
-            vec![series("", Panel::Price, formulas::sma(close, period))]
+    let n = columns.close.len();
+    for spec in specs {
+        let needed = spec.bars_needed();
+        if n < needed {
+            return Err(IndicatorError::NotEnoughBars {
+                indicator: spec.label(),
+                needed,
+                got: n,
+            });
         }
-        IndicatorSpec::Ema { period } => {
-            vec![series("", Panel::Price, formulas::ema(close, period))]
+        let reads = [
+            ("high", columns.high, spec.reads_high_low()),
+            ("low", columns.low, spec.reads_high_low()),
+            ("volume", columns.volume, spec.reads_volume()),
+        ];
+        if let Some((column, values, _)) = reads.iter().find(|(_, v, r)| *r && v.len() != n) {
+            return Err(IndicatorError::ColumnLength {
+                indicator: spec.label(),
+                column,
+                len: values.len(),
+                expected: n,
+            });
         }
-        IndicatorSpec::Rsi { period } => vec![series("", Panel::Own, formulas::rsi(close, period))],
-        IndicatorSpec::Atr { period } => vec![series("", Panel::Own, formulas::atr(c, period))],
-        IndicatorSpec::Macd { fast, slow, signal } => {
-            let [m, s, h] = formulas::macd(close, fast, slow, signal);
-            vec![
-                series("", Panel::Own, m),
-                series("_signal", Panel::Own, s),
-                series("_hist", Panel::Own, h),
-            ]
-        }
-        IndicatorSpec::Bollinger { period, std_dev } => {
-            let [u, m, l] = formulas::bollinger(close, period, std_dev);
-            vec![
-                series("_upper", Panel::Price, u),
-                series("_middle", Panel::Price, m),
-                series("_lower", Panel::Price, l),
-            ]
-        }
-        IndicatorSpec::Supertrend { period, multiplier } => {
-            let [v, d] = formulas::supertrend(c, period, multiplier);
-            vec![
-                series("", Panel::Price, v),
-                series("_direction", Panel::Hidden, d),
-            ]
-        }
-        IndicatorSpec::Stochastic {
+    }
+    let mut outputs: Vec<Vec<Buffer>> = specs
+        .iter()
+        .map(|s| s.outputs().iter().map(|_| Buffer::new(n)).collect())
+        .collect();
+    let mut done = vec![false; specs.len()];
+
+    let mut members = Vec::new();
+    for ((spec, out), done) in specs.iter().zip(&mut outputs).zip(&mut done) {
+        let member = match (spec.clone(), &mut out[..]) {
+            (IndicatorSpec::Atr { period }, [atr]) => TrMember {
+                period,
+                out: TrOutput::Atr(atr.as_mut_slice()),
+            },
+            (IndicatorSpec::Supertrend { period, multiplier }, [value, direction]) => TrMember {
+                period,
+                out: TrOutput::Supertrend {
+                    multiplier,
+                    value: value.as_mut_slice(),
+                    direction: direction.as_mut_slice(),
+                },
+            },
+            _ => continue,
+        };
+        members.push(member);
+        *done = true;
+    }
+    if !members.is_empty() {
+        formulas::true_range_family(columns, &mut members);
+    }
+    drop(members);
+
+    for i in 0..specs.len() {
+        let IndicatorSpec::Bollinger { period, std_dev } = specs[i] else {
+            continue;
+        };
+        let twin = (0..specs.len())
+            .find(|&j| !done[j] && specs[j] == IndicatorSpec::Sma { period });
+        let (bands, sma) = match twin {
+            Some(j) => {
+                let [bands, sma] = outputs
+                    .get_disjoint_mut([i, j])
+                    .expect("a Bollinger spec and an SMA spec are two specs");
+                done[j] = true;
+                (bands, Some(sma[0].as_mut_slice()))
+            }
+            None => (&mut outputs[i], None),
+        };
+        let [u, m, l] = &mut bands[..] else {
+            unreachable!("Bollinger has three outputs")
+        };
+        formulas::bollinger(
+            columns.close,
+            period,
+            std_dev,
+            [u.as_mut_slice(), m.as_mut_slice(), l.as_mut_slice()],
+            sma,
+        );
+        done[i] = true;
+    }
+
+    for ((spec, out), _) in specs.iter().zip(&mut outputs).zip(&done).filter(|(_, d)| !**d) {
+        compute_one(spec, columns, out);
+    }
+
+    Ok(specs
+        .iter()
+        .zip(outputs)
+        .flat_map(|(spec, out)| {
+            let (kind, params) = (spec.kind(), spec.params());
+            spec.outputs()
+                .iter()
+                .zip(out)
+                .map(move |(&(output, panel), buffer)| IndicatorSeries {
+                    name: format!("{kind}{output}{params}"),
+                    indicator: kind.into(),
+                    panel,
+                    values: SeriesValues::from_buffer(buffer),
+                })
+        })
+        .collect())
+}
+
+/// Fills the outputs of a validated spec that shares no pass with another.
+fn compute_one(spec: &IndicatorSpec, c: &Columns, out: &mut [Buffer]) {
+    let close = c.close;
+    match (spec.clone(), out) {
+        (IndicatorSpec::Sma { period }, [o]) => formulas::sma(close, period, o.as_mut_slice()),
+        (IndicatorSpec::Ema { period }, [o]) => formulas::ema(close, period, o.as_mut_slice()),
+        (IndicatorSpec::Rsi { period }, [o]) => formulas::rsi(close, period, o.as_mut_slice()),
+        (IndicatorSpec::Macd { fast, slow, signal }, [m, s, h]) => formulas::macd(
+            close,
+            fast,
+            slow,
+            signal,
+            [m.as_mut_slice(), s.as_mut_slice(), h.as_mut_slice()],
+        ),
+        (
+            IndicatorSpec::Stochastic {
+                fastk_period,
+                slowk_period,
+                slowd_period,
+            },
+            [k, d],
+        ) => formulas::stochastic(
+            c,
             fastk_period,
             slowk_period,
             slowd_period,
-        } => {
-            let [k, d] = formulas::stochastic(c, fastk_period, slowk_period, slowd_period);
-            vec![series("_k", Panel::Own, k), series("_d", Panel::Own, d)]
-        }
-        IndicatorSpec::Obv {} => vec![series("", Panel::Own, formulas::obv(c))],
-        IndicatorSpec::Vwap { period } => {
-            vec![series("", Panel::Price, formulas::vwap(c, period))]
-        }
-    })
+            [k.as_mut_slice(), d.as_mut_slice()],
+        ),
+        (IndicatorSpec::Obv {}, [o]) => formulas::obv(c, o.as_mut_slice()),
+        (IndicatorSpec::Vwap { period }, [o]) => formulas::vwap(c, period, o.as_mut_slice()),
+        (spec, out) => unreachable!(
+            "{} with {} outputs is computed in a shared pass",
+            spec.label(),
+            out.len()
+        ),
+    }
 }

@@ -395,3 +395,56 @@ fn computed_series_round_trip_through_json_with_warm_up_as_null() {
     assert_eq!(back[6].values.get(32), None);
     assert_eq!(back[6].values.get(33), series[6].values.get(33));
 }
+
+/// Every spec of the reference set alone (its own pass) and all together (ATRs and
+/// Supertrends sharing one true-range pass, SMA 20 taken from Bollinger 20's) give the
+/// same doubles, over more bars than a block and at a million-bar scale.
+#[rstest]
+#[case::reference_bars(bars())]
+#[case::synthetic_300k(crate::synthetic::daily_bars(
+    7,
+    NaiveDate::from_ymd_opt(2999, 1, 1).unwrap(),
+    300_000
+))]
+fn shared_passes_equal_separate_ones(#[case] bars: Vec<Bar>) {
+    let specs = reference_specs();
+    let together = compute_all(&specs, &bars).unwrap();
+
+    let alone: Vec<IndicatorSeries> = specs
+        .iter()
+        .flat_map(|s| compute(s, &bars).unwrap())
+        .collect();
+
+    assert_eq!(together.len(), alone.len());
+    for (t, a) in together.iter().zip(&alone) {
+        assert_eq!(t.name, a.name);
+        let same = t
+            .values
+            .as_nan_padded()
+            .iter()
+            .zip(a.values.as_nan_padded())
+            .all(|(x, y)| x.to_bits() == y.to_bits());
+        assert!(same, "{} differs when computed with the others", t.name);
+    }
+}
+
+#[test]
+fn columns_of_the_wrong_length_are_an_error_naming_the_column() {
+    let close = [1.0; 30];
+    let high = [2.0; 29];
+    let columns = Columns {
+        high: &high,
+        low: &close,
+        close: &close,
+        volume: &[],
+    };
+
+    let atr = compute_all_columns(&[IndicatorSpec::Atr { period: 14 }], &columns);
+    let sma = compute_all_columns(&[IndicatorSpec::Sma { period: 5 }], &columns);
+
+    assert_eq!(
+        atr.unwrap_err().to_string(),
+        "atr_14: column high has 29 values, close has 30"
+    );
+    assert_eq!(sma.unwrap().len(), 1, "SMA reads neither high nor volume");
+}

@@ -6,6 +6,8 @@ use std::fmt;
 use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::buffer::Buffer;
+
 /// The values of one series, aligned index-for-index with the bars.
 ///
 /// Stored as a NaN-padded `Vec<f64>` rather than `Vec<Option<f64>>` (16 bytes a value):
@@ -14,50 +16,67 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// `None` means "no value at this bar" (warm-up, or VWAP over a window without volume).
 ///
 /// Serializes as a list of numbers and `null`s, the wire format of `Vec<Option<f64>>`,
-/// and deserializes from it.
-#[derive(Debug, Clone, Default)]
-pub struct SeriesValues(Vec<f64>);
+/// and deserializes from it. A long series (a million bars) is held in huge pages
+/// (`buffer.rs`); that changes where the values live, not what they are.
+#[derive(Debug)]
+pub struct SeriesValues(Buffer);
 
 impl SeriesValues {
     /// Wraps values computed with NaN where there is no value; takes the vector as is.
     pub fn from_nan_padded(values: Vec<f64>) -> Self {
-        Self(values)
+        Self(Buffer::Vec(values))
+    }
+
+    pub(super) fn from_buffer(buffer: Buffer) -> Self {
+        Self(buffer)
     }
 
     /// Number of bars covered, warm-up included.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.as_nan_padded().len()
     }
 
     /// Whether the series covers no bar.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.as_nan_padded().is_empty()
     }
 
     /// The value at bar `i`: `None` during the warm-up, where there is no value, or past
     /// the end.
     pub fn get(&self, i: usize) -> Option<f64> {
-        self.0.get(i).copied().and_then(value)
+        self.as_nan_padded().get(i).copied().and_then(value)
     }
 
     /// The values in bar order, `None` where there is no value.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = Option<f64>> + ExactSizeIterator + '_ {
-        self.0.iter().map(|&v| value(v))
+        self.as_nan_padded().iter().map(|&v| value(v))
     }
 
     /// The raw values, NaN where there is no value.
     pub fn as_nan_padded(&self) -> &[f64] {
-        &self.0
+        self.0.as_slice()
     }
 
     /// The last value, if any.
     pub fn latest(&self) -> Option<f64> {
-        self.0.iter().rev().find_map(|&v| value(v))
+        self.as_nan_padded().iter().rev().find_map(|&v| value(v))
     }
 
     /// Number of bars with a value.
     pub fn count(&self) -> usize {
-        self.0.iter().filter(|v| !v.is_nan()).count()
+        self.as_nan_padded().iter().filter(|v| !v.is_nan()).count()
+    }
+}
+
+impl Default for SeriesValues {
+    fn default() -> Self {
+        Self::from_nan_padded(Vec::new())
+    }
+}
+
+impl Clone for SeriesValues {
+    fn clone(&self) -> Self {
+        Self::from_nan_padded(self.as_nan_padded().to_vec())
     }
 }
 
@@ -75,7 +94,7 @@ impl PartialEq for SeriesValues {
 
 impl FromIterator<Option<f64>> for SeriesValues {
     fn from_iter<I: IntoIterator<Item = Option<f64>>>(iter: I) -> Self {
-        Self(iter.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+        Self::from_nan_padded(iter.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
     }
 }
 
@@ -108,7 +127,7 @@ impl<'de> Deserialize<'de> for SeriesValues {
                 while let Some(v) = seq.next_element::<Option<f64>>()? {
                     out.push(v.unwrap_or(f64::NAN));
                 }
-                Ok(SeriesValues(out))
+                Ok(SeriesValues::from_nan_padded(out))
             }
         }
 
