@@ -1,25 +1,32 @@
 #!/usr/bin/env python3
-"""Baseline for shared/core/benches/indicators.rs: the same indicator sets over the same
+"""Baseline for shared/core/benches/indicators.rs: the same indicators over the same
 bars, timed with TA-Lib (C, via its Python package) and, for scale, pure pandas.
-
-The bars are the ones the Rust bench writes when TRADEFLOW_BENCH_CSV_DIR is set:
+bench/run.sh runs both sides back to back and prints the table; by hand:
 
   TRADEFLOW_BENCH_CSV_DIR=$HOME/.cache/tradeflow/bench-data \\
       cargo bench -p tradeflow-core --bench indicators
-  ~/.cache/tradeflow/pytools-talib/bin/python bench/indicators_talib.py \\
-      --data-dir $HOME/.cache/tradeflow/bench-data
+  $VENV/bin/python bench/indicators_talib.py --data-dir $HOME/.cache/tradeflow/bench-data
 
 Timing: each case runs `--runs` times (after one warm-up call) on arrays already in
-memory, as criterion does on the Rust side; best and median wall time are reported.
-"defaults" = SMA 20, EMA 20, BB 20/2, RSI 14, MACD 12/26/9, ATR 14, Supertrend 10/3
-(12 series); "all" adds STOCH 5/3/3, OBV and VWAP 20; "C only" is the defaults' TA-Lib calls without
-the Supertrend band loop (SMA, EMA, BBANDS, RSI, MACD, ATR 14, ATR 10). Supertrend and VWAP have no
-TA-Lib function: Supertrend is its ATR plus the band loop in Python (what the seed
-stack would have to do), VWAP is pandas rolling sums.
+memory, as criterion does on the Rust side; the median CPU time of the thread (user +
+system, page faults included: `time.thread_time()`, the clock of bench/thread_cpu.rs) is
+reported, and the best. The machine is shared with other builds, and wall time there
+measures the scheduler as much as the code. Cases: each default indicator alone at 1,000,000 bars (TA-Lib's function for
+it; Supertrend has none, so its row is TA-Lib's ATR 10, the C part of it, and the seed
+stack's ATR + Python band loop); "defaults" = SMA 20, EMA 20, BB 20/2, RSI 14,
+MACD 12/26/9, ATR 14, Supertrend 10/3 (12 series) as the seed stack computed them;
+"C only" = the defaults' TA-Lib calls without the Supertrend band loop.
+
+`--check` compares every value of the Rust bench's 1,000,000-bar series
+(series_<name>.f64) with TA-Lib's (Supertrend: with the seed's loop on TA-Lib's ATR),
+to 1e-9 relative (1e-12 absolute), and exits non-zero on a difference.
+`--json` prints one JSON object per case instead of the human-readable lines.
 """
 
 import argparse
+import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -55,10 +62,14 @@ def supertrend_loop(high, low, close, atr, m):
     return value, direction
 
 
+def supertrend(h, l, c):
+    return supertrend_loop(h, l, c, talib.ATR(h, l, c, 10), 3.0)
+
+
 def talib_defaults(o, h, l, c, v):
     out = [talib.SMA(c, 20), talib.EMA(c, 20), *talib.BBANDS(c, 20, 2.0, 2.0, 0), talib.RSI(c, 14),
            *talib.MACD(c, 12, 26, 9), talib.ATR(h, l, c, 14)]
-    out.extend(supertrend_loop(h, l, c, talib.ATR(h, l, c, 10), 3.0))
+    out.extend(supertrend(h, l, c))
     return out
 
 
@@ -66,16 +77,6 @@ def talib_only(o, h, l, c, v):
     """The defaults' TA-Lib calls alone (Supertrend reduced to its ATR 10): the C part."""
     return [talib.SMA(c, 20), talib.EMA(c, 20), *talib.BBANDS(c, 20, 2.0, 2.0, 0), talib.RSI(c, 14),
             *talib.MACD(c, 12, 26, 9), talib.ATR(h, l, c, 14), talib.ATR(h, l, c, 10)]
-
-
-def talib_all(o, h, l, c, v):
-    out = talib_defaults(o, h, l, c, v)
-    out.extend(talib.STOCH(h, l, c, 5, 3, 0, 3, 0))
-    out.append(talib.OBV(c, v))
-    tp = pd.Series((h + l + c) / 3.0)
-    vol = pd.Series(v).rolling(20).sum()
-    out.append(((tp * v).rolling(20).sum() / vol.where(vol != 0)).to_numpy())
-    return out
 
 
 def pandas_defaults(o, h, l, c, v):
@@ -98,13 +99,51 @@ def pandas_defaults(o, h, l, c, v):
     return [sma, ema, sma + 2 * sd, sma - 2 * sd, rsi, macd, sig, macd - sig, atr14, *st]
 
 
+# One row per default indicator: the Rust bench's label, and TA-Lib's call for it.
+PER_INDICATOR = [
+    ("sma_20", lambda o, h, l, c, v: talib.SMA(c, 20)),
+    ("ema_20", lambda o, h, l, c, v: talib.EMA(c, 20)),
+    ("bb_20_2", lambda o, h, l, c, v: talib.BBANDS(c, 20, 2.0, 2.0, 0)),
+    ("rsi_14", lambda o, h, l, c, v: talib.RSI(c, 14)),
+    ("macd_12_26_9", lambda o, h, l, c, v: talib.MACD(c, 12, 26, 9)),
+    ("atr_14", lambda o, h, l, c, v: talib.ATR(h, l, c, 14)),
+    ("supertrend_10_3", lambda o, h, l, c, v: talib.ATR(h, l, c, 10)),
+]
+
+
+def reference_series(h, l, c):
+    """The default series by name, from TA-Lib (Supertrend: the seed's loop)."""
+    u, m, lo = talib.BBANDS(c, 20, 2.0, 2.0, 0)
+    macd, sig, hist = talib.MACD(c, 12, 26, 9)
+    st, d = supertrend(h, l, c)
+    return {"sma_20": talib.SMA(c, 20), "ema_20": talib.EMA(c, 20), "bb_upper_20_2": u,
+            "bb_middle_20_2": m, "bb_lower_20_2": lo, "rsi_14": talib.RSI(c, 14),
+            "macd_12_26_9": macd, "macd_signal_12_26_9": sig, "macd_hist_12_26_9": hist,
+            "atr_14": talib.ATR(h, l, c, 14), "supertrend_10_3": st,
+            "supertrend_direction_10_3": d}
+
+
+def check(data_dir, h, l, c):
+    bad = 0
+    for name, want in reference_series(h, l, c).items():
+        got = np.fromfile(data_dir / f"series_{name}.f64", dtype="<f8")
+        same_nan = np.array_equal(np.isnan(got), np.isnan(want))
+        ok = np.isnan(want) | (np.abs(got - want) <= 1e-9 * np.maximum(np.abs(got), np.abs(want)) + 1e-12)
+        worst = np.nanmax(np.abs(got - want) / np.maximum(np.abs(want), 1e-300)) if same_nan else float("nan")
+        status = "ok" if same_nan and ok.all() else "DIFFERS"
+        bad += status != "ok"
+        print(f"check {name:<26} {len(got)} values {status:<7} max relative difference {worst:.1e}",
+              file=sys.stderr)
+    return bad
+
+
 def time_it(fn, args, runs):
     fn(*args)
     samples = []
     for _ in range(runs):
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         fn(*args)
-        samples.append(time.perf_counter() - t0)
+        samples.append(time.thread_time() - t0)
     return min(samples), statistics.median(samples)
 
 
@@ -115,21 +154,39 @@ def fmt(s):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", type=Path, required=True)
-    ap.add_argument("--sizes", default="500,1000000")
-    ap.add_argument("--runs", type=int, default=0, help="runs per case (default: 200 small, 10 large)")
+    ap.add_argument("--runs", type=int, default=0, help="runs per case (default: 200 small, 20 large)")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--check", action="store_true")
+    ap.add_argument("--slow", action="store_true", help="also time the cases with Python loops (seconds)")
     args = ap.parse_args()
-    print(f"talib {talib.__version__} (C {talib.__ta_version__.decode()}), numpy {np.__version__}, "
-          f"pandas {pd.__version__}")
-    for n in (int(x) for x in args.sizes.split(",")):
+
+    def emit(case, n, runs, best, median):
+        if args.json:
+            print(json.dumps({"case": case, "n": n, "runs": runs, "best_s": best, "median_s": median}))
+        else:
+            print(f"{case:<26} n={n:<8} runs={runs:<4} best {fmt(best)}  median {fmt(median)}")
+
+    if not args.json:
+        print(f"talib {talib.__version__} (C {talib.__ta_version__.decode()}), numpy {np.__version__}, "
+              f"pandas {pd.__version__}")
+    for n in (500, 1_000_000):
         df = pd.read_csv(args.data_dir / f"bars_{n}.csv")
         assert len(df) == n, f"bars_{n}.csv has {len(df)} rows"
         cols = tuple(df[k].to_numpy(dtype=np.float64) for k in ("open", "high", "low", "close", "volume"))
-        runs = args.runs or (200 if n < 100_000 else 10)
-        for label, fn in [("talib defaults", talib_defaults), ("talib all", talib_all),
-                          ("talib C only", talib_only),
-                          ("pandas defaults", pandas_defaults)]:
-            best, median = time_it(fn, cols, runs)
-            print(f"{label:<16} n={n:<8} runs={runs:<4} best {fmt(best)}  median {fmt(median)}")
+        runs = args.runs or (200 if n < 100_000 else 20)
+        if n == 1_000_000:
+            if args.check and check(args.data_dir, cols[1], cols[2], cols[3]):
+                sys.exit("tradeflow's series differ from TA-Lib's")
+            for label, fn in PER_INDICATOR:
+                emit(f"talib {label}", n, runs, *time_it(fn, cols, runs))
+        emit("talib C only", n, runs, *time_it(talib_only, cols, runs))
+        if n < 100_000 or args.slow:
+            slow_runs = runs if n < 100_000 else 3
+            if n == 1_000_000:
+                emit("seed supertrend_10_3", n, slow_runs,
+                     *time_it(lambda o, h, l, c, v: supertrend(h, l, c), cols, slow_runs))
+            emit("talib defaults", n, slow_runs, *time_it(talib_defaults, cols, slow_runs))
+            emit("pandas defaults", n, slow_runs, *time_it(pandas_defaults, cols, slow_runs))
 
 
 if __name__ == "__main__":

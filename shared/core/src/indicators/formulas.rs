@@ -99,19 +99,18 @@ impl Linear {
         ]
     }
 
-    /// Runs the recurrence from `s` over `b` (already scaled inputs) into `out`;
-    /// returns the last value.
+    /// Runs the recurrence from `s` over `b[i]·scale` into `out`; returns the last value.
     #[inline(always)]
-    fn run(&self, mut s: f64, b: &[f64], out: &mut [f64]) -> f64 {
+    fn run(&self, mut s: f64, b: &[f64], scale: f64, out: &mut [f64]) -> f64 {
         let mut bs = b.chunks_exact(4);
         let mut os = out.chunks_exact_mut(4);
         for (b, o) in (&mut bs).zip(&mut os) {
-            let v = self.step4(s, [b[0], b[1], b[2], b[3]]);
+            let v = self.step4(s, [b[0] * scale, b[1] * scale, b[2] * scale, b[3] * scale]);
             o.copy_from_slice(&v);
             s = v[3];
         }
         for (&b, o) in bs.remainder().iter().zip(os.into_remainder()) {
-            s = self.step(s, b);
+            s = self.step(s, b * scale);
             *o = s;
         }
         s
@@ -471,15 +470,12 @@ pub(super) fn true_range_family(c: &Columns, members: &mut [TrMember]) {
                 continue;
             }
             let skip = from - i;
-            let mut scaled = [0.0; BLOCK];
-            for (s, &t) in scaled[skip..len].iter_mut().zip(&trs[skip..len]) {
-                *s = t * state.add;
-            }
+            let trs = &trs[skip..len];
             match (&mut member.out, bands) {
                 (TrOutput::Atr(out), _) => {
                     state.atr = state
                         .lin
-                        .run(state.atr, &scaled[skip..len], &mut out[from..i + len]);
+                        .run(state.atr, trs, state.add, &mut out[from..i + len]);
                 }
                 (
                     TrOutput::Supertrend {
@@ -492,7 +488,7 @@ pub(super) fn true_range_family(c: &Columns, members: &mut [TrMember]) {
                     let mut atrs = [0.0; BLOCK];
                     state.atr = state
                         .lin
-                        .run(state.atr, &scaled[skip..len], &mut atrs[skip..len]);
+                        .run(state.atr, trs, state.add, &mut atrs[skip..len]);
                     supertrend_block(
                         *multiplier,
                         bands,
@@ -550,57 +546,75 @@ fn supertrend_block(
         let hl2 = (h + lo) / 2.0;
         (*u, *l) = (hl2 + m * a, hl2 - m * a);
     }
+    // Locals, not fields behind `b`: the chains stay in registers (through memory,
+    // every bar would wait for a store and a load).
+    let (mut upper, mut lower, mut down) = (b.upper, b.lower, b.down);
     // A band restarts from the basic band when the previous close broke through it:
-    // rare, so a branch rather than a select that the next bar would wait for.
-    let step = |b: &mut Bands, j: usize| {
-        let pc = bars.prev_close[j];
-        b.upper = if pc > b.upper {
-            std::hint::cold_path();
-            bu[j]
-        } else {
-            min(bu[j], b.upper)
-        };
-        b.lower = if pc < b.lower {
-            std::hint::cold_path();
-            bl[j]
-        } else {
-            max(bl[j], b.lower)
-        };
-    };
-    let mut j = 0;
-    while j < len {
-        if b.down {
-            while j < len {
-                step(b, j);
-                let close = bars.close[j];
-                j += 1;
-                if close > b.upper {
-                    (value[j - 1], direction[j - 1]) = (b.lower, 1.0);
-                    b.down = b.lower == b.upper;
+    // rare, so a branch rather than a select that the next bar would wait for. The
+    // ratchet itself is `f64::min`/`max`, not `if a < b`: LLVM turns that select into a
+    // branch here, which mispredicted on one bar in five (callgrind --branch-sim).
+    let rows = bu[..len]
+        .iter()
+        .zip(&bl[..len])
+        .zip(bars.close)
+        .zip(bars.prev_close)
+        .zip(value.iter_mut().zip(direction.iter_mut()));
+    let mut rows = rows.map(|((((&bu, &bl), &close), &pc), out)| (bu, bl, close, pc, out));
+    loop {
+        if down {
+            for (bu, bl, close, pc, (v, d)) in rows.by_ref() {
+                upper = if pc > upper {
+                    std::hint::cold_path();
+                    bu
+                } else {
+                    bu.min(upper)
+                };
+                lower = if pc < lower {
+                    std::hint::cold_path();
+                    bl
+                } else {
+                    bl.max(lower)
+                };
+                if close > upper {
+                    (*v, *d) = (lower, 1.0);
+                    down = lower == upper;
                     break;
                 }
-                (value[j - 1], direction[j - 1]) = (b.upper, -1.0);
+                (*v, *d) = (upper, -1.0);
             }
         } else {
-            while j < len {
-                step(b, j);
-                let close = bars.close[j];
-                j += 1;
-                if close < b.lower {
-                    (value[j - 1], direction[j - 1]) = (b.upper, -1.0);
-                    b.down = true;
+            for (bu, bl, close, pc, (v, d)) in rows.by_ref() {
+                upper = if pc > upper {
+                    std::hint::cold_path();
+                    bu
+                } else {
+                    bu.min(upper)
+                };
+                lower = if pc < lower {
+                    std::hint::cold_path();
+                    bl
+                } else {
+                    bl.max(lower)
+                };
+                if close < lower {
+                    (*v, *d) = (upper, -1.0);
+                    down = true;
                     break;
                 }
-                (value[j - 1], direction[j - 1]) = (b.lower, 1.0);
+                (*v, *d) = (lower, 1.0);
                 // The value is the lower band; it is also the upper one only if the
                 // bands met, and then the next bar tests the upper band.
-                if b.lower == b.upper {
-                    b.down = true;
+                if lower == upper {
+                    down = true;
                     break;
                 }
             }
         }
+        if rows.len() == 0 {
+            break;
+        }
     }
+    (b.upper, b.lower, b.down) = (upper, lower, down);
 }
 
 /// Stochastic (TA-Lib `STOCH`, SMA smoothing): fast %K = 100·(close − lowest low) /

@@ -362,18 +362,25 @@ pub fn compute_all(
         spec.validate()?;
     }
     // The columns are staged in buffers like the outputs' (reused huge pages for a
-    // million bars), read by every formula, and dropped on return.
-    let column = |needed: bool, field: fn(&Bar) -> f64| {
-        let mut buffer = Buffer::new(if needed { bars.len() } else { 0 });
-        for (v, b) in buffer.as_mut_slice().iter_mut().zip(bars) {
-            *v = field(b);
-        }
-        buffer
-    };
+    // million bars), filled in one pass over the bars, and dropped on return.
     let high_low = specs.iter().any(IndicatorSpec::reads_high_low);
     let volume = specs.iter().any(IndicatorSpec::reads_volume);
-    let (h, l) = (column(high_low, |b| b.high), column(high_low, |b| b.low));
-    let (c, v) = (column(true, |b| b.close), column(volume, |b| b.volume));
+    let room = |needed: bool| Buffer::new(if needed { bars.len() } else { 0 });
+    let (mut h, mut l, mut c, mut v) = (room(high_low), room(high_low), room(true), room(volume));
+    let close = c.as_mut_slice();
+    if high_low {
+        let rows = h.as_mut_slice().iter_mut().zip(l.as_mut_slice());
+        for ((b, (h, l)), c) in bars.iter().zip(rows).zip(close.iter_mut()) {
+            (*h, *l, *c) = (b.high, b.low, b.close);
+        }
+    } else {
+        for (b, c) in bars.iter().zip(close.iter_mut()) {
+            *c = b.close;
+        }
+    }
+    for (b, v) in bars.iter().zip(v.as_mut_slice()) {
+        *v = b.volume;
+    }
     compute_all_columns(
         specs,
         &Columns {
