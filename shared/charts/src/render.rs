@@ -12,10 +12,11 @@ use tradeflow_core::indicators::{IndicatorSeries, Panel};
 use tradeflow_core::market::Bar;
 
 use crate::axis::{BarAxis, date_label, month_ticks};
+use crate::canvas::{Canvas, Painter};
 use crate::{ChartError, ChartOptions, fonts, theme};
 
-type Area<'b> = DrawingArea<BitMapBackend<'b>, Shift>;
-type Ctx<'a, 'b> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<BarAxis, RangedCoordf64>>;
+type Area<'b> = DrawingArea<Painter<'b>, Shift>;
+type Ctx<'a, 'b> = ChartContext<'a, Painter<'b>, Cartesian2d<BarAxis, RangedCoordf64>>;
 
 const TITLE_HEIGHT: u32 = 48;
 const RIGHT_AXIS: u32 = 84;
@@ -94,16 +95,28 @@ pub fn panel_layout(height: u32, series: &[IndicatorSeries]) -> Vec<(String, Ran
     out
 }
 
-/// Renders the chart into an RGB buffer of `width * height * 3` bytes.
-pub(crate) fn draw_rgb(
+/// Renders the chart onto a palette canvas of `width × height`.
+pub(crate) fn draw(
     bars: &[Bar],
     series: &[IndicatorSeries],
     opts: &ChartOptions,
-    rgb: &mut [u8],
+) -> Result<Canvas, ChartError> {
+    let (w, h) = (opts.width, opts.height);
+    let bg = theme::BACKGROUND;
+    let solid: Vec<[u8; 3]> = theme::SOLIDS.iter().map(|c| [c.0, c.1, c.2]).collect();
+    let mut canvas = Canvas::new(w, h, [bg.0, bg.1, bg.2], &solid);
+    draw_on(&mut canvas, bars, series, opts)?;
+    Ok(canvas)
+}
+
+fn draw_on(
+    canvas: &mut Canvas,
+    bars: &[Bar],
+    series: &[IndicatorSeries],
+    opts: &ChartOptions,
 ) -> Result<(), ChartError> {
     let (w, h) = (opts.width, opts.height);
-    let root = BitMapBackend::with_buffer(rgb, (w, h)).into_drawing_area();
-    root.fill(&theme::BACKGROUND).map_err(draw_err)?;
+    let root = Painter(canvas).into_drawing_area();
     let (title_area, body) = root.split_vertically(TITLE_HEIGHT.min(h));
     draw_title(&title_area, bars, &opts.title)?;
 

@@ -28,6 +28,32 @@ pub const PALETTE: [RGBColor; 5] = [
     RGBColor(205, 220, 57),
 ];
 
+/// Every colour above: the canvas keeps palette room for them from the start.
+pub const SOLIDS: [RGBColor; 22] = [
+    BACKGROUND,
+    TEXT,
+    GRID,
+    BORDER,
+    REFERENCE,
+    UP,
+    DOWN,
+    SMA,
+    EMA,
+    BAND,
+    TREND_UP,
+    TREND_DOWN,
+    RSI,
+    MACD,
+    SIGNAL,
+    PALETTE[0],
+    PALETTE[1],
+    PALETTE[2],
+    PALETTE[3],
+    PALETTE[4],
+    plotters::style::colors::BLACK,
+    plotters::style::colors::WHITE,
+];
+
 /// A price with precision to match its size: `183.42`, `4.215`, `0.0831`.
 pub fn price(v: f64) -> String {
     let a = v.abs();

@@ -149,7 +149,11 @@ mod tests {
 
         let b = Buffer::new(LARGE);
 
-        assert_eq!(b.as_slice().as_ptr(), first, "the dropped mapping was not reused");
+        assert_eq!(
+            b.as_slice().as_ptr(),
+            first,
+            "the dropped mapping was not reused"
+        );
         assert_eq!(b.as_slice().len(), LARGE);
     }
 

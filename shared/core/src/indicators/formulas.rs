@@ -341,7 +341,12 @@ pub(super) fn bollinger(
         let sd = if var < 0.000_000_01 { 0.0 } else { var.sqrt() };
         (mean + k * sd, mean, mean - k * sd)
     };
-    let rows = close[w..].iter().zip(close).zip(u_out).zip(m_out).zip(l_out);
+    let rows = close[w..]
+        .iter()
+        .zip(close)
+        .zip(u_out)
+        .zip(m_out)
+        .zip(l_out);
     match sma {
         Some(sma_out) => {
             for (((((&new, &old), u), m), l), s) in rows.zip(after_warm_up(sma_out, w)) {
@@ -459,7 +464,11 @@ pub(super) fn true_range_family(c: &Columns, members: &mut [TrMember]) {
         // then grouped four by four the same way alone or in company, so its values
         // do not depend on what else was computed with it (to the last bit).
         let len = ((i / BLOCK + 1) * BLOCK).min(n) - i;
-        let (hs, ls, ps) = (&high[i..i + len], &low[i..i + len], &close[i - 1..i - 1 + len]);
+        let (hs, ls, ps) = (
+            &high[i..i + len],
+            &low[i..i + len],
+            &close[i - 1..i - 1 + len],
+        );
         for (((t, &h), &l), &pc) in trs[..len].iter_mut().zip(hs).zip(ls).zip(ps) {
             *t = true_range(h, l, pc);
         }

@@ -265,9 +265,9 @@ impl IndicatorSpec {
     /// The output series: name suffix and panel, in the order they are returned.
     fn outputs(&self) -> &'static [(&'static str, Panel)] {
         match self {
-            IndicatorSpec::Sma { .. }
-            | IndicatorSpec::Ema { .. }
-            | IndicatorSpec::Vwap { .. } => &[("", Panel::Price)],
+            IndicatorSpec::Sma { .. } | IndicatorSpec::Ema { .. } | IndicatorSpec::Vwap { .. } => {
+                &[("", Panel::Price)]
+            }
             IndicatorSpec::Rsi { .. } | IndicatorSpec::Atr { .. } | IndicatorSpec::Obv {} => {
                 &[("", Panel::Own)]
             }
@@ -473,8 +473,8 @@ pub fn compute_all_columns(
         let IndicatorSpec::Bollinger { period, std_dev } = specs[i] else {
             continue;
         };
-        let twin = (0..specs.len())
-            .find(|&j| !done[j] && specs[j] == IndicatorSpec::Sma { period });
+        let twin =
+            (0..specs.len()).find(|&j| !done[j] && specs[j] == IndicatorSpec::Sma { period });
         let (bands, sma) = match twin {
             Some(j) => {
                 let [bands, sma] = outputs
@@ -498,7 +498,12 @@ pub fn compute_all_columns(
         done[i] = true;
     }
 
-    for ((spec, out), _) in specs.iter().zip(&mut outputs).zip(&done).filter(|(_, d)| !**d) {
+    for ((spec, out), _) in specs
+        .iter()
+        .zip(&mut outputs)
+        .zip(&done)
+        .filter(|(_, d)| !**d)
+    {
         compute_one(spec, columns, out);
     }
 
