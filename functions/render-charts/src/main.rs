@@ -8,7 +8,7 @@ use serde::Deserialize;
 use tradeflow_adapters::Deps;
 use tradeflow_adapters::blobs::BlobError;
 use tradeflow_adapters::step::{StepCtx, serve};
-use tradeflow_charts::{ChartOptions, chart_jobs, render_png};
+use tradeflow_charts::{ChartOptions, chart_jobs, render_jobs_png};
 use tradeflow_core::indicators::IndicatorSeries;
 use tradeflow_core::market::Bar;
 use tradeflow_core::payloads::{
@@ -48,13 +48,10 @@ async fn handle(
         tracing::warn!(note = %note, "indicator left off a chart");
     }
     let mut charts = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        let opts = ChartOptions {
-            title: job.title,
-            ..ChartOptions::default()
-        };
-        let png = render_png(&job.bars, &job.series, &opts)
-            .map_err(|e| StepError::fatal(e.to_string()))?;
+    let pngs = render_jobs_png(&jobs);
+    for (job, png) in jobs.into_iter().zip(pngs) {
+        let opts = ChartOptions::default();
+        let png = png.map_err(|e| StepError::fatal(e.to_string()))?;
         let timeframe = job.timeframe.as_str().to_string();
         let key = format!(
             "charts/{}/{}/{}.png",

@@ -18,14 +18,33 @@
 //! it, so the PNG is lossless to the rendered pixels. Filling by index is also a third
 //! of the memory traffic of filling RGB.
 
-use std::collections::HashMap;
-
 use plotters_backend::{
     BackendColor, BackendCoord, BackendStyle, DrawingBackend, DrawingErrorKind,
 };
 
 /// Coverage steps of an edge pixel above zero.
 const LEVELS: f64 = 4.0;
+
+/// Slots of the colour index: four per palette entry at most, so probes stay short.
+const INDEX_SLOTS: usize = 1024;
+/// Slots of the blend cache.
+const BLEND_SLOTS: usize = 4096;
+/// An empty blend slot (keys use 40 bits).
+const EMPTY: u64 = u64::MAX;
+
+fn rgb_key(rgb: [u8; 3]) -> u32 {
+    u32::from(rgb[0]) << 16 | u32::from(rgb[1]) << 8 | u32::from(rgb[2])
+}
+
+/// Fibonacci hashing: the top bits of key·φ·2⁶⁴.
+fn slot(key: u64, slots: usize) -> usize {
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - slots.trailing_zeros())) as usize
+}
+
+/// `v` (≥ 0) rounded to the nearest integer, without a libm call.
+fn round_u8(v: f64) -> u8 {
+    (v + 0.5) as u8
+}
 
 /// Never returned: drawing into memory cannot fail.
 #[derive(Debug, thiserror::Error)]
@@ -40,9 +59,11 @@ pub(crate) struct Canvas {
     height: u32,
     pixels: Vec<u8>,
     palette: Vec<[u8; 3]>,
-    index: HashMap<[u8; 3], u8>,
-    /// (colour below, colour drawn, alpha in 1/255) → the blend's index.
-    blends: HashMap<(u8, [u8; 3], u8), u8>,
+    /// Colour → index, open addressing (a chart draws hundreds of thousands of edge
+    /// pixels; std's SipHash map cost a third of the render).
+    index: Box<[(u32, u8); INDEX_SLOTS]>,
+    /// (colour below, colour drawn, alpha) → the blend's index, a direct-mapped cache.
+    blends: Box<[(u64, u8); BLEND_SLOTS]>,
     /// The last solid colour drawn and its index (runs of one colour are the rule).
     last: Option<([u8; 3], u8)>,
 }
@@ -55,11 +76,12 @@ impl Canvas {
             width,
             height,
             pixels: vec![0; width as usize * height as usize],
-            palette: vec![background],
-            index: HashMap::from([(background, 0)]),
-            blends: HashMap::new(),
-            last: Some((background, 0)),
+            palette: Vec::with_capacity(256),
+            index: Box::new([(u32::MAX, 0); INDEX_SLOTS]),
+            blends: Box::new([(EMPTY, 0); BLEND_SLOTS]),
+            last: None,
         };
+        canvas.index_of(background);
         for &c in solid.iter().take(255) {
             canvas.index_of(c);
         }
@@ -92,15 +114,20 @@ impl Canvas {
         {
             return i;
         }
-        let i = match self.index.get(&rgb) {
-            Some(&i) => i,
-            None if self.palette.len() < 256 => {
+        let key = rgb_key(rgb);
+        let mut at = slot(u64::from(key), INDEX_SLOTS);
+        while self.index[at].0 != key && self.index[at].0 != u32::MAX {
+            at = (at + 1) % INDEX_SLOTS;
+        }
+        let i = match self.index[at] {
+            (k, i) if k == key => i,
+            _ if self.palette.len() < 256 => {
                 let i = self.palette.len() as u8;
                 self.palette.push(rgb);
-                self.index.insert(rgb, i);
+                self.index[at] = (key, i);
                 i
             }
-            None => {
+            _ => {
                 let distance = |c: &[u8; 3]| -> i32 {
                     (0..3)
                         .map(|k| (i32::from(c[k]) - i32::from(rgb[k])).pow(2))
@@ -118,16 +145,18 @@ impl Canvas {
 
     /// The index of `rgb` at `alpha` (in 1/255) over the colour of index `below`.
     fn blend(&mut self, below: u8, rgb: [u8; 3], alpha: u8) -> u8 {
-        if let Some(&i) = self.blends.get(&(below, rgb, alpha)) {
-            return i;
+        let key = u64::from(below) | u64::from(rgb_key(rgb)) << 8 | u64::from(alpha) << 32;
+        let at = slot(key, BLEND_SLOTS);
+        if self.blends[at].0 == key {
+            return self.blends[at].1;
         }
         let under = self.palette[usize::from(below)];
         let a = f64::from(alpha) / 255.0;
         let mixed: [u8; 3] = std::array::from_fn(|k| {
-            (f64::from(rgb[k]) * a + f64::from(under[k]) * (1.0 - a)).round() as u8
+            round_u8(f64::from(rgb[k]) * a + f64::from(under[k]) * (1.0 - a))
         });
         let i = self.index_of(mixed);
-        self.blends.insert((below, rgb, alpha), i);
+        self.blends[at] = (key, i);
         i
     }
 
@@ -142,7 +171,7 @@ impl Canvas {
             self.pixels[row + x0..row + x1].fill(i);
             return;
         }
-        let alpha = (color.alpha.clamp(0.0, 1.0) * 255.0).round() as u8;
+        let alpha = round_u8(color.alpha.clamp(0.0, 1.0) * 255.0);
         if alpha == 0 {
             return;
         }
@@ -200,7 +229,7 @@ impl DrawingBackend for Painter<'_> {
         if x < 0 || y < 0 || x >= self.0.width as i32 || y >= self.0.height as i32 {
             return Ok(());
         }
-        let alpha = (color.alpha * LEVELS).round() / LEVELS;
+        let alpha = f64::from(round_u8(color.alpha.clamp(0.0, 1.0) * LEVELS)) / LEVELS;
         self.0.span(
             y as usize,
             x as usize,

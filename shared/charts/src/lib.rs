@@ -65,6 +65,32 @@ pub fn render_png(
     encode_png(&canvas, opts.width, opts.height)
 }
 
+/// Renders every job's chart to PNG at the default size, each on a thread of its own
+/// (a strategy's daily and weekly charts at once; a Lambda with more than 1,769 MB has
+/// a second vCPU). Results are in the order of the jobs.
+pub fn render_jobs_png(jobs: &[ChartJob]) -> Vec<Result<Vec<u8>, ChartError>> {
+    let render = |job: &ChartJob| {
+        let opts = ChartOptions {
+            title: job.title.clone(),
+            ..ChartOptions::default()
+        };
+        render_png(&job.bars, &job.series, &opts)
+    };
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = jobs
+            .iter()
+            .map(|job| scope.spawn(move || render(job)))
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .unwrap_or_else(|_| Err(ChartError::Draw("the render thread panicked".into())))
+            })
+            .collect()
+    })
+}
+
 /// Renders into a raw RGB buffer (`width * height * 3` bytes, row-major).
 ///
 /// # Errors
@@ -108,8 +134,7 @@ fn encode_png(canvas: &canvas::Canvas, w: u32, h: u32) -> Result<Vec<u8>, ChartE
     enc.set_depth(png::BitDepth::Eight);
     enc.set_palette(canvas.palette().concat());
     enc.set_compression(png::Compression::Fast);
-    enc.set_filter(png::FilterType::Sub);
-    enc.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
+    enc.set_filter(png::Filter::Adaptive);
     let mut writer = enc.write_header()?;
     writer.write_image_data(canvas.pixels())?;
     writer.finish()?;

@@ -19,10 +19,10 @@ struct Image {
 impl Image {
     /// Decodes with the palette expanded to RGB (what a viewer shows).
     fn decode(png_bytes: &[u8]) -> Image {
-        let mut decoder = png::Decoder::new(png_bytes);
+        let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
         decoder.set_transformations(png::Transformations::EXPAND);
         let mut reader = decoder.read_info().expect("png header");
-        let mut buf = vec![0; reader.output_buffer_size()];
+        let mut buf = vec![0; reader.output_buffer_size().expect("frame size")];
         let info = reader.next_frame(&mut buf).expect("png frame");
         assert_eq!(info.color_type, png::ColorType::Rgb);
         buf.truncate(info.buffer_size());
@@ -247,8 +247,10 @@ fn a_full_chart_is_an_indexed_png_whose_palette_holds_every_rendered_colour() {
     let raw = tradeflow_charts::render_rgb(&bars, &series, &opts).unwrap();
 
     // Read without expansion: the header, the palette and one index per pixel.
-    let mut reader = png::Decoder::new(png_bytes.as_slice()).read_info().unwrap();
-    let mut indices = vec![0; reader.output_buffer_size()];
+    let mut reader = png::Decoder::new(std::io::Cursor::new(png_bytes.as_slice()))
+        .read_info()
+        .unwrap();
+    let mut indices = vec![0; reader.output_buffer_size().expect("frame size")];
     let frame = reader.next_frame(&mut indices).unwrap();
     let palette = reader.info().palette.clone().expect("a PLTE chunk");
     assert_eq!(frame.color_type, png::ColorType::Indexed);
@@ -271,4 +273,31 @@ fn a_full_chart_is_an_indexed_png_whose_palette_holds_every_rendered_colour() {
         looked_up == raw,
         "palette lookup differs from the rendered pixels"
     );
+}
+
+#[test]
+fn jobs_render_concurrently_to_the_same_bytes_as_one_by_one() {
+    let daily = support::bars(500);
+    let weekly = tradeflow_core::market::resample_weekly(&daily);
+    let jobs: Vec<tradeflow_charts::ChartJob> =
+        [(Timeframe::Daily, daily), (Timeframe::Weekly, weekly)]
+            .into_iter()
+            .map(|(timeframe, bars)| tradeflow_charts::ChartJob {
+                title: chart_title("AAPL", timeframe, &bars),
+                series: support::all_series(&bars),
+                bars,
+                timeframe,
+            })
+            .collect();
+
+    let together = tradeflow_charts::render_jobs_png(&jobs);
+
+    assert_eq!(together.len(), 2);
+    for (job, png) in jobs.iter().zip(together) {
+        let opts = ChartOptions {
+            title: job.title.clone(),
+            ..ChartOptions::default()
+        };
+        assert!(png.unwrap() == render_png(&job.bars, &job.series, &opts).unwrap());
+    }
 }
