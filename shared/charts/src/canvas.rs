@@ -258,6 +258,39 @@ impl DrawingBackend for Painter<'_> {
         plotters_backend::rasterizer::draw_line(self, from, to, style)
     }
 
+    /// A path `w` pixels wide is `w` hairlines side by side, one pixel apart across
+    /// each segment. Plotters outlines the whole path as one polygon and fills it,
+    /// which cost a third of a chart's render (callgrind) for the same pixels.
+    fn draw_path<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
+        &mut self,
+        path: I,
+        style: &S,
+    ) -> Result {
+        let width = style.stroke_width();
+        if width == 0 || style.color().alpha == 0.0 {
+            return Ok(());
+        }
+        let hair = Hairline(style.color());
+        let first = -((width as i32 - 1) / 2);
+        let mut points = path.into_iter();
+        let Some(mut a) = points.next() else {
+            return Ok(());
+        };
+        for b in points {
+            let flat = (b.0 - a.0).abs() >= (b.1 - a.1).abs();
+            for k in first..first + width as i32 {
+                let (da, db) = if flat {
+                    ((a.0, a.1 + k), (b.0, b.1 + k))
+                } else {
+                    ((a.0 + k, a.1), (b.0 + k, b.1))
+                };
+                self.draw_line(da, db, &hair)?;
+            }
+            a = b;
+        }
+        Ok(())
+    }
+
     fn draw_rect<S: BackendStyle>(
         &mut self,
         upper_left: BackendCoord,
@@ -280,6 +313,19 @@ impl DrawingBackend for Painter<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// One pixel wide, in a colour.
+struct Hairline(BackendColor);
+
+impl BackendStyle for Hairline {
+    fn color(&self) -> BackendColor {
+        self.0
+    }
+
+    fn stroke_width(&self) -> u32 {
+        1
     }
 }
 
@@ -375,6 +421,21 @@ mod tests {
             .unwrap();
 
         assert_eq!(c.to_rgb()[299 * 3..], red);
+    }
+
+    #[test]
+    fn a_wide_path_is_that_many_pixels_across() {
+        let mut c = Canvas::new(10, 6, WHITE, &[]);
+        let wide = plotters::style::ShapeStyle {
+            color: plotters::style::RGBAColor(0, 0, 0, 1.0),
+            filled: false,
+            stroke_width: 3,
+        };
+
+        Painter(&mut c).draw_path([(1, 2), (8, 2)], &wide).unwrap();
+
+        let column: Vec<u8> = (0..6).map(|y| c.pixels()[y * 10 + 4]).collect();
+        assert_eq!(column, [0, 1, 1, 1, 0, 0]);
     }
 
     #[test]
