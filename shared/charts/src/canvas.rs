@@ -8,11 +8,12 @@
 //! levels, so a full chart had 974 colours, 718 of them in 0.3% of the pixels, all
 //! glyph and line edges. This canvas therefore
 //!
-//! - rounds edge coverage to [`LEVELS`] steps (edges stay smooth), and
+//! - rounds edge coverage to halves ([`LEVELS`]; edges stay visibly smoothed), and
 //! - holds at most 256 colours by construction: the theme's colours are in the palette
-//!   from the start, and a blend that would make a 257th colour takes the nearest
-//!   colour already there (isolated pixels where edges of different lines cross, if
-//!   any; the full default chart has 238 colours and needs none).
+//!   from the start; when it is full, the colours no pixel has any more (blends drawn
+//!   over since) are dropped; and only if 256 colours are still on the canvas does a
+//!   new blend take the nearest one (the full default chart shows about 210 and never
+//!   gets there).
 //!
 //! The canvas *is* the rendered image: `render_rgb` expands it and `render_png` writes
 //! it, so the PNG is lossless to the rendered pixels. Filling by index is also a third
@@ -22,8 +23,11 @@ use plotters_backend::{
     BackendColor, BackendCoord, BackendStyle, DrawingBackend, DrawingErrorKind,
 };
 
-/// Coverage steps of an edge pixel above zero.
-const LEVELS: f64 = 4.0;
+/// Coverage steps of an edge pixel above zero: halves. Quarters left the full chart
+/// with up to 292 colours on the canvas at once (drawn as the nearest colour past 256:
+/// 1,900 pixels), thirds still 14 on some symbols; halves none (tested below and in
+/// `lib.rs`).
+const LEVELS: f64 = 2.0;
 
 /// Slots of the colour index: four per palette entry at most, so probes stay short.
 const INDEX_SLOTS: usize = 1024;
@@ -66,6 +70,12 @@ pub(crate) struct Canvas {
     blends: Box<[(u64, u8); BLEND_SLOTS]>,
     /// The last solid colour drawn and its index (runs of one colour are the rule).
     last: Option<([u8; 3], u8)>,
+    /// Palette entries kept even while no pixel has them (background and theme).
+    reserved: usize,
+    /// Colours drawn as the nearest palette entry because 256 were on the canvas.
+    pub(crate) snapped: usize,
+    /// Whether the last [`Canvas::compact`] freed too little to try again.
+    compacted_in_vain: bool,
 }
 
 impl Canvas {
@@ -80,13 +90,38 @@ impl Canvas {
             index: Box::new([(u32::MAX, 0); INDEX_SLOTS]),
             blends: Box::new([(EMPTY, 0); BLEND_SLOTS]),
             last: None,
+            reserved: 0,
+            snapped: 0,
+            compacted_in_vain: false,
         };
         canvas.index_of(background);
         for &c in solid.iter().take(255) {
             canvas.index_of(c);
         }
+        canvas.reserved = canvas.palette.len();
         canvas.last = Some((background, 0));
         canvas
+    }
+
+    /// Drops the palette entries no pixel has any more (blends drawn over since) and
+    /// renumbers the pixels. Edges drawn over edges leave many such colours behind.
+    fn compact(&mut self) {
+        let mut used = [false; 256];
+        used[..self.reserved].fill(true);
+        for &p in &self.pixels {
+            used[usize::from(p)] = true;
+        }
+        let mut renumber = [0u8; 256];
+        let old = std::mem::take(&mut self.palette);
+        self.index.fill((u32::MAX, 0));
+        self.blends.fill((EMPTY, 0));
+        self.last = None;
+        for (i, rgb) in old.into_iter().enumerate().filter(|&(i, _)| used[i]) {
+            renumber[i] = self.index_of(rgb);
+        }
+        for p in &mut self.pixels {
+            *p = renumber[usize::from(*p)];
+        }
     }
 
     /// Palette indices, row by row.
@@ -119,6 +154,14 @@ impl Canvas {
         while self.index[at].0 != key && self.index[at].0 != u32::MAX {
             at = (at + 1) % INDEX_SLOTS;
         }
+        if self.index[at].0 != key && self.palette.len() == 256 && !self.compacted_in_vain {
+            self.compact();
+            // A pass over every pixel is worth it only if it frees a good many entries.
+            self.compacted_in_vain = self.palette.len() > 256 - 16;
+            if self.palette.len() < 256 {
+                return self.index_of(rgb);
+            }
+        }
         let i = match self.index[at] {
             (k, i) if k == key => i,
             _ if self.palette.len() < 256 => {
@@ -136,6 +179,7 @@ impl Canvas {
                 let nearest = (0..self.palette.len())
                     .min_by_key(|&k| distance(&self.palette[k]))
                     .unwrap_or(0);
+                self.snapped += 1;
                 nearest as u8
             }
         };
@@ -258,39 +302,6 @@ impl DrawingBackend for Painter<'_> {
         plotters_backend::rasterizer::draw_line(self, from, to, style)
     }
 
-    /// A path `w` pixels wide is `w` hairlines side by side, one pixel apart across
-    /// each segment. Plotters outlines the whole path as one polygon and fills it,
-    /// which cost a third of a chart's render (callgrind) for the same pixels.
-    fn draw_path<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
-        &mut self,
-        path: I,
-        style: &S,
-    ) -> Result {
-        let width = style.stroke_width();
-        if width == 0 || style.color().alpha == 0.0 {
-            return Ok(());
-        }
-        let hair = Hairline(style.color());
-        let first = -((width as i32 - 1) / 2);
-        let mut points = path.into_iter();
-        let Some(mut a) = points.next() else {
-            return Ok(());
-        };
-        for b in points {
-            let flat = (b.0 - a.0).abs() >= (b.1 - a.1).abs();
-            for k in first..first + width as i32 {
-                let (da, db) = if flat {
-                    ((a.0, a.1 + k), (b.0, b.1 + k))
-                } else {
-                    ((a.0 + k, a.1), (b.0 + k, b.1))
-                };
-                self.draw_line(da, db, &hair)?;
-            }
-            a = b;
-        }
-        Ok(())
-    }
-
     fn draw_rect<S: BackendStyle>(
         &mut self,
         upper_left: BackendCoord,
@@ -313,19 +324,6 @@ impl DrawingBackend for Painter<'_> {
             }
         }
         Ok(())
-    }
-}
-
-/// One pixel wide, in a colour.
-struct Hairline(BackendColor);
-
-impl BackendStyle for Hairline {
-    fn color(&self) -> BackendColor {
-        self.0
-    }
-
-    fn stroke_width(&self) -> u32 {
-        1
     }
 }
 
@@ -356,7 +354,7 @@ mod tests {
     }
 
     #[test]
-    fn edge_coverage_is_rounded_to_quarters() {
+    fn edge_coverage_is_rounded_to_halves() {
         let mut c = Canvas::new(3, 1, WHITE, &[]);
 
         let mut p = Painter(&mut c);
@@ -377,10 +375,10 @@ mod tests {
         )
         .unwrap();
 
-        // 0.3 → 0.25 (255·0.75 = 191.25); 0.1 → nothing drawn.
+        // 0.3 → 0.5 (alpha 128/255: 255·127/255 = 127); 0.1 → nothing drawn.
         assert_eq!(
             c.to_rgb(),
-            vec![191, 191, 191, 255, 255, 255, 255, 255, 255]
+            vec![127, 127, 127, 255, 255, 255, 255, 255, 255]
         );
     }
 
@@ -403,6 +401,24 @@ mod tests {
     }
 
     #[test]
+    fn colours_drawn_over_leave_the_palette_when_it_fills() {
+        let mut c = Canvas::new(2, 1, WHITE, &[]);
+        for v in 0..300u32 {
+            let grey = (v % 250) as u8;
+            Painter(&mut c)
+                .draw_pixel((0, 0), solid((grey, grey, 1)))
+                .unwrap();
+        }
+
+        Painter(&mut c)
+            .draw_pixel((1, 0), solid((7, 8, 9)))
+            .unwrap();
+
+        assert_eq!(c.to_rgb(), [49, 49, 1, 7, 8, 9]);
+        assert!(c.palette().len() < 256);
+    }
+
+    #[test]
     fn solid_colours_keep_their_place_when_blends_fill_the_palette() {
         let red = [200, 0, 0];
         let mut c = Canvas::new(300, 1, WHITE, &[red]);
@@ -421,21 +437,6 @@ mod tests {
             .unwrap();
 
         assert_eq!(c.to_rgb()[299 * 3..], red);
-    }
-
-    #[test]
-    fn a_wide_path_is_that_many_pixels_across() {
-        let mut c = Canvas::new(10, 6, WHITE, &[]);
-        let wide = plotters::style::ShapeStyle {
-            color: plotters::style::RGBAColor(0, 0, 0, 1.0),
-            filled: false,
-            stroke_width: 3,
-        };
-
-        Painter(&mut c).draw_path([(1, 2), (8, 2)], &wide).unwrap();
-
-        let column: Vec<u8> = (0..6).map(|y| c.pixels()[y * 10 + 4]).collect();
-        assert_eq!(column, [0, 1, 1, 1, 0, 0]);
     }
 
     #[test]

@@ -140,3 +140,28 @@ fn encode_png(canvas: &canvas::Canvas, w: u32, h: u32) -> Result<Vec<u8>, ChartE
     writer.finish()?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+    use tradeflow_core::indicators::{IndicatorSpec, compute_all};
+    use tradeflow_core::synthetic::daily_bars;
+
+    use super::*;
+
+    /// The palette never overflows on the full default chart, daily or weekly: every
+    /// pixel has exactly the colour it was drawn in (none snapped to a neighbour).
+    #[test]
+    fn the_default_charts_fit_the_palette_without_snapping() {
+        let end = NaiveDate::from_ymd_opt(2024, 12, 31).unwrap_or_default();
+        for conid in [265_598, 8_314, 4_391] {
+            let daily = daily_bars(conid, end, 500);
+            let weekly = tradeflow_core::market::resample_weekly(&daily);
+            for bars in [daily, weekly] {
+                let series = compute_all(&IndicatorSpec::defaults(), &bars).unwrap();
+                let canvas = render(&bars, &series, &ChartOptions::default()).unwrap();
+                assert_eq!(canvas.snapped, 0, "conid {conid}, {} bars", bars.len());
+            }
+        }
+    }
+}
