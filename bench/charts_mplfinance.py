@@ -4,21 +4,18 @@ the same bars with comparable panels (candles + volume, SMA/EMA/Bollinger overla
 RSI with 30/70, MACD with signal and histogram, ATR) to an in-memory 1600x900 PNG.
 
 Timed like the criterion bench (`shared/charts/benches/render.rs`): indicators are
-computed once, then only the render-to-PNG-bytes is timed; prints the median of N.
+computed once, then only the render-to-PNG-bytes is timed, as the thread's CPU time
+(`time.thread_time()`, the clock of bench/thread_cpu.rs); prints the median of N.
+bench/run.sh runs it with the bars the Rust bench writes (chart_bars_500.csv).
 
-Setup (once):
-  python3 -m venv ~/.cache/tradeflow/pytools-bench
-  ~/.cache/tradeflow/pytools-bench/bin/pip install mplfinance matplotlib pandas six
-Input (the bars the Rust bench uses):
-  cargo run -p tradeflow-charts --example synthetic_csv -- 500 > /tmp/aapl.csv
-Run:
-  ~/.cache/tradeflow/pytools-bench/bin/python bench/charts_mplfinance.py --csv /tmp/aapl.csv -n 20
-Peak memory of one render (what `/usr/bin/time -v tradeflow chart` is compared with):
-  /usr/bin/time -v .../python bench/charts_mplfinance.py --csv /tmp/aapl.csv -n 1 --out /tmp/mpf.png
+bench/run.sh installs the stack (bench/requirements.txt), writes the bars and runs this
+next to the Rust bench; by hand: `python bench/charts_mplfinance.py --csv BARS.csv -n 20`.
+Peak memory of one render: run it with `-n 1` under `/usr/bin/time -v`.
 """
 
 import argparse
 import io
+import json
 import statistics
 import time
 
@@ -90,6 +87,7 @@ def main() -> None:
     ap.add_argument("--csv", required=True)
     ap.add_argument("-n", type=int, default=20, help="timed renders (median reported)")
     ap.add_argument("--out", help="also write the last PNG here")
+    ap.add_argument("--json", action="store_true", help="one JSON object instead of a line")
     args = ap.parse_args()
     df = pd.read_csv(args.csv, parse_dates=["date"], index_col="date")
     df.columns = [c.capitalize() for c in df.columns]
@@ -97,12 +95,16 @@ def main() -> None:
     render(df, ind)  # warm-up: font cache, imports of backends
     times, png = [], b""
     for _ in range(args.n):
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         png = render(df, ind)
-        times.append(time.perf_counter() - t0)
+        times.append(time.thread_time() - t0)
     if args.out:
         with open(args.out, "wb") as f:
             f.write(png)
+    if args.json:
+        print(json.dumps({"case": "mplfinance chart", "n": len(df), "runs": args.n,
+                          "median_s": statistics.median(times), "best_s": min(times), "bytes": len(png)}))
+        return
     print(
         f"mplfinance {len(df)} bars 1600x900: median {statistics.median(times) * 1e3:.1f} ms"
         f" over {args.n} (min {min(times) * 1e3:.1f}, max {max(times) * 1e3:.1f}), {len(png)} bytes"
