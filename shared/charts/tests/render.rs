@@ -255,7 +255,7 @@ fn a_full_chart_is_an_indexed_png_whose_palette_holds_every_rendered_colour() {
     let palette = reader.info().palette.clone().expect("a PLTE chunk");
     assert_eq!(frame.color_type, png::ColorType::Indexed);
     assert_eq!(frame.bit_depth, png::BitDepth::Eight);
-    assert!(palette.len() <= 256 * 3 && palette.len() % 3 == 0);
+    assert!(palette.len() <= 256 * 3 && palette.len().is_multiple_of(3));
     let mut distinct: Vec<[u8; 3]> = raw.chunks_exact(3).map(|p| [p[0], p[1], p[2]]).collect();
     distinct.sort_unstable();
     distinct.dedup();

@@ -719,13 +719,13 @@ pub(super) fn vwap(c: &Columns, period: usize, out: &mut [f64]) {
     after_warm_up(out, period - 1);
     let pv = |i: usize| (c.high[i] + c.low[i] + c.close[i]) / 3.0 * c.volume[i];
     let (mut pv_sum, mut vol) = (0.0, 0.0);
-    for i in 0..n {
+    for (i, o) in out[..n].iter_mut().enumerate() {
         pv_sum += pv(i);
         vol += c.volume[i];
         if i + 1 < period {
             continue;
         }
-        out[i] = if vol != 0.0 { pv_sum / vol } else { f64::NAN };
+        *o = if vol != 0.0 { pv_sum / vol } else { f64::NAN };
         let old = i + 1 - period;
         pv_sum -= pv(old);
         vol -= c.volume[old];
