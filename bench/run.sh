@@ -28,10 +28,10 @@ say "Python stack into $VENV"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r bench/requirements.txt
 PY="$VENV/bin/python"
 
-say "building the benches and the CLI"
+say "building the benches and the one-chart process"
 cargo bench -p tradeflow-core --bench indicators --no-run >&2
 cargo bench -p tradeflow-charts --bench render --no-run >&2
-cargo build --release -p tradeflow-cli >&2
+cargo build --release -p tradeflow-charts --example chart_png >&2
 
 # One process's peak resident set, in KB.
 peak_rss() { /usr/bin/time -f '%M' -o "$DATA/rss" "$@" >/dev/null 2>&1; cat "$DATA/rss"; }
@@ -50,8 +50,8 @@ for r in $(seq 1 "$ROUNDS"); do
     say "round $r/$ROUNDS: chart, mplfinance"
     "$PY" bench/charts_mplfinance.py --csv "$DATA/chart_bars_500.csv" -n 10 --json --out "$DATA/mpf.png" \
         > "$DATA/py_chart.jsonl"
-    ours_rss=$(peak_rss "$CARGO_TARGET_DIR/release/tradeflow" chart --csv "$DATA/chart_bars_500.csv" \
-        --symbol AAPL --out "$DATA/ours.png")
+    ours_rss=$(peak_rss "$CARGO_TARGET_DIR/release/examples/chart_png" "$DATA/chart_bars_500.csv" \
+        "$DATA/ours.png")
     mpf_rss=$(peak_rss "$PY" bench/charts_mplfinance.py --csv "$DATA/chart_bars_500.csv" -n 1 \
         --out "$DATA/mpf1.png")
     printf '{"png_bytes": %d, "rss_ours_kb": %d, "rss_mpf_kb": %d}\n' \
