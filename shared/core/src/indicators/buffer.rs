@@ -1,6 +1,6 @@
 //! Output buffers for long series: where the pages of a 1,000,000-bar series come from.
 //!
-//! Measured (bench/run.sh, `perf stat -e page-faults`): writing a fresh 8 MB output
+//! Measured with `perf stat -e page-faults` on the benchmark machine: writing a fresh 8 MB output
 //! costs 2,048 page faults of 4 KB, ≈ 3 µs each on this VM, so a three-output
 //! indicator (MACD, Bollinger) spent ≈ 20 ms faulting pages against ≈ 3 ms of
 //! arithmetic. numpy, which holds TA-Lib's outputs in the baseline, advises huge pages
