@@ -90,6 +90,16 @@ pub fn rules_answer(close: f64, latest: &Latest) -> String {
     .to_string()
 }
 
+/// The `rules` analyst's answer: the declarative rules when the strategy has them,
+/// else the built-in reading. The workflow's `rules` provider and the backtest both
+/// answer through this function.
+pub fn rules_analyst_answer(rules: Option<&RuleSet>, bar: &RuleBar<'_>) -> String {
+    match rules {
+        Some(r) => r.answer(bar),
+        None => rules_answer(bar.close, bar.latest),
+    }
+}
+
 /// One side of a condition: a number, the bar's `close`, or an indicator series by
 /// name (`sma_20`, `rsi_14`, `macd_hist_12_26_9`).
 #[derive(Debug, Clone, PartialEq)]

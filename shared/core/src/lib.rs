@@ -3,6 +3,7 @@
 //! everything here is testable with plain values.
 
 pub mod analyst;
+pub mod backtest;
 pub mod calendar;
 pub mod commission;
 pub mod error;
