@@ -3,6 +3,7 @@
 //! charts a strategy gets (daily, plus weekly resampled from daily on request).
 
 mod axis;
+mod equity;
 pub mod fonts;
 pub mod plan;
 mod render;
@@ -13,6 +14,7 @@ use tradeflow_core::indicators::IndicatorSeries;
 use tradeflow_core::market::Bar;
 
 pub use axis::month_ticks;
+pub use equity::render_equity_png;
 pub use plan::{ChartJob, chart_jobs, chart_title, compute_available};
 pub use render::panel_layout;
 

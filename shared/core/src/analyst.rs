@@ -363,8 +363,9 @@ impl RuleSet {
             _ => {}
         }
         match self.target {
-            TargetRule::Percent(p) if !ok(p, crate::signal::MAX_TARGET_DISTANCE) => {
-                Err(("target.percent".into(), "must be in (0, 1]".into()))
+            // A SELL's target a whole entry away would be a price of 0.
+            TargetRule::Percent(p) if !ok(p, crate::signal::MAX_TARGET_DISTANCE) || p >= 1.0 => {
+                Err(("target.percent".into(), "must be in (0, 1)".into()))
             }
             TargetRule::RMultiple(r) if !ok(r, 100.0) => {
                 Err(("target.r_multiple".into(), "must be in (0, 100]".into()))

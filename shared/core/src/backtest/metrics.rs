@@ -221,7 +221,8 @@ pub fn compute(
 
     m.equity_final = equity[n - 1];
     m.equity_peak = equity.iter().copied().fold(f64::MIN, f64::max);
-    m.commissions = trades.iter().map(|t| t.commission).sum();
+    // + 0.0: an empty float sum is −0.0.
+    m.commissions = trades.iter().map(|t| t.commission).sum::<f64>() + 0.0;
     m.return_pct = (equity[n - 1] - equity[0]) / equity[0] * 100.0;
     let bh_base = closes.get(first_trading_bar).copied();
     m.buy_and_hold_return_pct = bh_base.map(|c0| (closes[n - 1] - c0) / c0 * 100.0);
