@@ -64,6 +64,9 @@ pub struct BacktestArgs {
     /// Prints the JSON report on stdout.
     #[arg(long)]
     json: bool,
+    /// Runs the backtest this many times and reports the median time (benchmarks).
+    #[arg(long, default_value_t = 1)]
+    repeat: u32,
     /// LLM analysts: at most this many calls (cached answers are free); the run
     /// stops with a partial report when it is spent.
     #[arg(long)]
@@ -205,6 +208,8 @@ impl Analyst for LlmAnalyst {
             images,
             close: last.close,
             indicators: ctx.latest.clone(),
+            previous_close: ctx.bars.len().checked_sub(2).map(|i| ctx.bars[i].close),
+            previous: ctx.previous.clone(),
         };
         let handle = tokio::runtime::Handle::current();
         let response =
@@ -249,7 +254,7 @@ async fn llm_analyst(strategy: &Strategy, args: &BacktestArgs) -> anyhow::Result
             let model = settings.model.clone();
             (Provider::Bedrock(BedrockClient::new(&sdk, settings)), model)
         }
-        _ => (Provider::Rules(LiveRules), "rules".into()),
+        _ => (Provider::Rules(LiveRules::default()), "rules".into()),
     };
     let template = match &args.template {
         Some(p) => std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?,
@@ -301,7 +306,24 @@ pub async fn run_backtest(args: BacktestArgs) -> anyhow::Result<()> {
     }
     let started = Instant::now();
     let result = if strategy.provider.kind == "rules" {
-        run(&strategy, &bars, &config, &mut RulesAnalyst)?
+        let mut times = Vec::new();
+        let mut result = None;
+        for _ in 0..args.repeat.max(1) {
+            let one = Instant::now();
+            result = Some(run(&strategy, &bars, &config, &mut RulesAnalyst)?);
+            times.push(one.elapsed().as_secs_f64());
+        }
+        if args.repeat > 1 {
+            times.sort_by(f64::total_cmp);
+            let median = times[times.len() / 2];
+            eprintln!(
+                "engine: median {:.3} ms over {} runs, {:.0} bars/s",
+                median * 1e3,
+                times.len(),
+                bars.len() as f64 / median
+            );
+        }
+        result.context("no run")?
     } else {
         let analyst = llm_analyst(&strategy, &args).await?;
         let warm = strategy

@@ -16,6 +16,7 @@ pub mod payloads;
 pub mod portfolio;
 pub mod prompts;
 pub mod risk;
+pub mod scoring;
 pub mod signal;
 pub mod steps;
 pub mod strategy;
