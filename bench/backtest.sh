@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tradeflow/target}"
 runs="${1:-21}"
 venv="$HOME/.cache/tradeflow/bench-backtest-py"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import backtesting, arch.data' 2>/dev/null; then
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import backtesting, importlib.util as u; assert u.find_spec("arch")' 2>/dev/null; then
   rm -rf "$venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/backtesting_py/requirements.txt

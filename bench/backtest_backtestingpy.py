@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import warnings
-from importlib import resources
+import importlib.util
 from io import StringIO
 from pathlib import Path
 
@@ -38,7 +38,9 @@ class SmaCross(Strategy):
 
 
 def sp500_decade():
-    raw = (resources.files("arch.data.sp500") / "sp500.csv.gz").read_bytes()
+    # Read the file without importing arch (its package imports scipy, not installed).
+    root = Path(importlib.util.find_spec("arch").submodule_search_locations[0])
+    raw = (root / "data" / "sp500" / "sp500.csv.gz").read_bytes()
     df = pd.read_csv(StringIO(gzip.decompress(raw).decode()), index_col=0, parse_dates=True, date_format="%m/%d/%Y")
     df = df.loc["2009-01-01":"2018-12-31", ["Open", "High", "Low", "Close", "Volume"]]
     return df

@@ -370,29 +370,29 @@ impl Engine<'_> {
         let outcome = apply_fill(self.position.as_ref(), &order, &fill);
         order.mark_applied(&fill);
         order.transition(OrderStatus::Filled, &at, None);
-        if let Some(trade) = outcome.trade {
-            if let Some(meta) = self.meta.take() {
-                let basis = trade.quantity * meta.entry_price;
-                self.trades.push(TradeRecord {
-                    direction: trade.direction.clone(),
-                    quantity: trade.quantity,
-                    entry_bar: meta.entry_bar,
-                    exit_bar: t,
-                    entry_time: iso(self.bars[meta.entry_bar].t),
-                    exit_time: at.clone(),
-                    entry_price: meta.entry_price,
-                    exit_price: price,
-                    commission: trade.commission,
-                    pnl: trade.realized_pnl,
-                    return_frac: f(trade.realized_pnl) / f(basis),
-                    r_multiple: meta
-                        .risk_per_share
-                        .filter(|r| !r.is_zero())
-                        .map(|r| f(trade.realized_pnl) / f(r * trade.quantity)),
-                    exit_reason: order.purpose.clone(),
-                    entry_reason: meta.reason,
-                });
-            }
+        if let Some(trade) = outcome.trade
+            && let Some(meta) = self.meta.take()
+        {
+            let basis = trade.quantity * meta.entry_price;
+            self.trades.push(TradeRecord {
+                direction: trade.direction.clone(),
+                quantity: trade.quantity,
+                entry_bar: meta.entry_bar,
+                exit_bar: t,
+                entry_time: iso(self.bars[meta.entry_bar].t),
+                exit_time: at.clone(),
+                entry_price: meta.entry_price,
+                exit_price: price,
+                commission: trade.commission,
+                pnl: trade.realized_pnl,
+                return_frac: f(trade.realized_pnl) / f(basis),
+                r_multiple: meta
+                    .risk_per_share
+                    .filter(|r| !r.is_zero())
+                    .map(|r| f(trade.realized_pnl) / f(r * trade.quantity)),
+                exit_reason: order.purpose.clone(),
+                entry_reason: meta.reason,
+            });
         }
         if outcome.position.is_open() && self.meta.is_none() {
             let long = outcome.position.is_long();
