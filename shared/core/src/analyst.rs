@@ -247,7 +247,10 @@ impl Condition {
         let (Some(l), Some(r)) = now else {
             return Outcome::Missing(format!("{self}: no value yet"));
         };
-        let text = format!("{} {l:.4} vs {} {r:.4}", self.left, self.right);
+        // Rounded, then printed shortest: fixed-precision float formatting is slow,
+        // and a backtest writes this reason on every bar.
+        let short = |x: f64| (x * 1e4).round() / 1e4;
+        let text = format!("{} {} vs {} {}", self.left, short(l), self.right, short(r));
         let holds = match self.comparison {
             Comparison::Above => l > r,
             Comparison::Below => l < r,
