@@ -100,7 +100,7 @@ fn expected_quantity(s: &Strategy, sig: &Signal) -> Decimal {
 async fn order_item(stack: &Stack, order_id: &str) -> Order {
     stack
         .deps
-        .order_book()
+        .books()
         .get(order_id)
         .await
         .expect("order store")
@@ -182,7 +182,7 @@ async fn a_live_order_is_placed_tracked_through_a_partial_fill_and_filled_via_th
 
     let p: Position = stack
         .deps
-        .order_book()
+        .books()
         .position(&id, setup.conid)
         .await
         .unwrap()
@@ -348,7 +348,7 @@ async fn the_monitor_exits_a_position_once_when_the_price_crosses_its_stop() {
         .find(|c| !buys.contains(&c.0))
         .unwrap();
     let id = unique("it-stop");
-    let book = stack.deps.order_book();
+    let book = stack.deps.books();
     // Watched at any hour: the test must not depend on New York being open.
     let mut s = strategy(&id, conid, symbol);
     s.market.always_open = true;
@@ -374,6 +374,9 @@ async fn the_monitor_exits_a_position_once_when_the_price_crosses_its_stop() {
         closed_at: None,
         exit_order_id: None,
         exit_attempts: 0,
+        exit_claimed_at: None,
+        entry_order_id: None,
+        entry_claimed_at: None,
         version: 0,
     };
     book.save_position(&mut p).await.unwrap();
@@ -486,7 +489,7 @@ async fn commissions_reported_after_the_last_fill_are_back_filled_by_the_monitor
     let _gateway = gateway_lock().await;
     let stack = Stack::connect().await.unwrap();
     let fake = FakeIbkr::of(&stack);
-    let book = stack.deps.order_book();
+    let book = stack.deps.books();
     let setups = buy_setups(&stack).await.unwrap();
     // Another contract than the other ordering tests when there is one: its price moves.
     let setup = setups
@@ -651,7 +654,7 @@ async fn the_monitor_leaves_a_crossed_stop_alone_while_the_market_is_closed() {
     s.market.close = close.into();
     assert!(!s.market.clock().unwrap().is_open(now));
     stack.deps.store().put_strategy(&s).await.unwrap();
-    let book = stack.deps.order_book();
+    let book = stack.deps.books();
     let ibkr = stack.deps.ibkr().unwrap();
     let last = ibkr.bars(conid, Timeframe::Daily, 1).await.unwrap()[0].close;
     let last = Decimal::from_f64(last).unwrap().round_dp(2);
@@ -676,6 +679,9 @@ async fn the_monitor_leaves_a_crossed_stop_alone_while_the_market_is_closed() {
         closed_at: None,
         exit_order_id: None,
         exit_attempts: 0,
+        exit_claimed_at: None,
+        entry_order_id: None,
+        entry_claimed_at: None,
         version: 0,
     };
     book.save_position(&mut p).await.unwrap();

@@ -201,7 +201,11 @@ pub async fn run_now(app: &App, r: &Req<'_>, id: &str) -> Result<Reply, ApiError
         "strategy_id": s.strategy_id, "tick": format!("run#{name}"), "execution_id": name,
         "expires_at": r.now.timestamp() + RUN_CLAIM_TTL_SECONDS,
     });
-    match app.store.put(&app.store.tables.ticks, &claim, Some("tick")).await {
+    match app
+        .store
+        .put(&app.store.tables.ticks, &claim, Some("tick"))
+        .await
+    {
         Ok(()) => {}
         Err(tradeflow_adapters::store::StoreError::AlreadyExists { .. }) => {
             tracing::info!(strategy_id = %id, execution = %name, "run of this second already started");
@@ -233,7 +237,15 @@ pub async fn run_now(app: &App, r: &Req<'_>, id: &str) -> Result<Reply, ApiError
                 ("strategy_id".to_string(), attr(&s.strategy_id)),
                 ("tick".to_string(), attr(format!("run#{name}"))),
             ]);
-            if let Err(d) = app.store.client.delete_item().table_name(&app.store.tables.ticks).set_key(Some(key)).send().await {
+            if let Err(d) = app
+                .store
+                .client
+                .delete_item()
+                .table_name(&app.store.tables.ticks)
+                .set_key(Some(key))
+                .send()
+                .await
+            {
                 tracing::warn!(error = %d, "run claim not removed after a failed start");
             }
             return Err(e.into());

@@ -22,14 +22,27 @@ struct Input {
 }
 
 fn status_name(s: tradeflow_core::orders::OrderStatus) -> String {
-    serde_json::to_value(s).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
 }
 
-async fn handle(input: Input, _ctx: StepCtx, deps: Arc<Deps>) -> Result<CheckOrderOutput, StepError> {
+async fn handle(
+    input: Input,
+    _ctx: StepCtx,
+    deps: Arc<Deps>,
+) -> Result<CheckOrderOutput, StepError> {
     let poll_no = input.check_order.as_ref().map_or(1, |c| c.poll + 1);
     let Some(placed) = input.place_order.order else {
         let note = Some("no order".into());
-        return Ok(CheckOrderOutput { poll: poll_no, done: true, status: "NONE".into(), order: None, note });
+        return Ok(CheckOrderOutput {
+            poll: poll_no,
+            done: true,
+            status: "NONE".into(),
+            order: None,
+            note,
+        });
     };
     let (books, ibkr) = (deps.books(), deps.ibkr()?);
     let (max, every) = (deps.config.order_max_polls, deps.config.order_poll_seconds);
@@ -45,7 +58,13 @@ async fn handle(input: Input, _ctx: StepCtx, deps: Arc<Deps>) -> Result<CheckOrd
         Verdict::HandOff(why) => (true, Some(why)),
     };
     tracing::info!(poll = poll_no, done, status = ?order.status, filled = %order.filled_quantity, "order checked");
-    Ok(CheckOrderOutput { poll: poll_no, done, status: status_name(order.status), order: Some(order), note })
+    Ok(CheckOrderOutput {
+        poll: poll_no,
+        done,
+        status: status_name(order.status),
+        order: Some(order),
+        note,
+    })
 }
 
 #[tokio::main]

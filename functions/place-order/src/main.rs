@@ -26,26 +26,54 @@ fn output(placed: Placed, poll_seconds: u32) -> PlaceOrderOutput {
     let p = match placed {
         Placed::Nothing(reason) => {
             tracing::info!(%reason, "no order");
-            return PlaceOrderOutput { placed: false, reason, order: None, poll_seconds };
+            return PlaceOrderOutput {
+                placed: false,
+                reason,
+                order: None,
+                poll_seconds,
+            };
         }
-        Placed::Order(p) => p,
+        Placed::Order(p) => *p,
     };
     let o = p.order();
     let limit = o.limit_price.map(|p| format!(" {p}")).unwrap_or_default();
-    let what = format!("{} {} {} {}{limit} {}", o.side.as_str(), o.quantity, o.symbol, o.order_type, o.tif);
+    let what = format!(
+        "{} {} {} {}{limit} {}",
+        o.side.as_str(),
+        o.quantity,
+        o.symbol,
+        o.order_type,
+        o.tif
+    );
     let (placed, reason) = match &p {
         Placement::Placed(_) => (true, format!("placed: {what}")),
-        Placement::AlreadyPlaced(_) => (true, format!("already placed by an earlier attempt: {what}")),
+        Placement::AlreadyPlaced(_) => (
+            true,
+            format!("already placed by an earlier attempt: {what}"),
+        ),
         Placement::Rejected(o) => {
-            let why = o.history.last().and_then(|h| h.note.clone()).unwrap_or_default();
+            let why = o
+                .history
+                .last()
+                .and_then(|h| h.note.clone())
+                .unwrap_or_default();
             (false, format!("rejected: {why}"))
         }
         Placement::DryRun(_) => (false, format!("dry run: order recorded, not sent: {what}")),
     };
-    PlaceOrderOutput { placed, reason, order: Some(o.clone()), poll_seconds }
+    PlaceOrderOutput {
+        placed,
+        reason,
+        order: Some(o.clone()),
+        poll_seconds,
+    }
 }
 
-async fn handle(input: Input, ctx: StepCtx, deps: Arc<Deps>) -> Result<PlaceOrderOutput, StepError> {
+async fn handle(
+    input: Input,
+    ctx: StepCtx,
+    deps: Arc<Deps>,
+) -> Result<PlaceOrderOutput, StepError> {
     let s = &input.load_strategy.strategy;
     let books = deps.books();
     // Submissions hold the gateway session alone (IBKR's question/reply must not interleave).

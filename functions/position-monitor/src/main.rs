@@ -10,7 +10,11 @@ use serde_json::Value;
 use tradeflow_adapters::Deps;
 use tradeflow_adapters::ibkr::IbkrClient;
 
-async fn handle(event: LambdaEvent<Value>, deps: &Deps, ibkr: &IbkrClient) -> Result<Value, lambda_runtime::Error> {
+async fn handle(
+    event: LambdaEvent<Value>,
+    deps: &Deps,
+    ibkr: &IbkrClient,
+) -> Result<Value, lambda_runtime::Error> {
     Ok(tradeflow_adapters::monitor::run(deps, ibkr, &event.context.request_id).await)
 }
 

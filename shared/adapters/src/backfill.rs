@@ -14,9 +14,9 @@ use serde_json::{Value, json};
 use tradeflow_core::commission::{backfill, give_up, past_report_window};
 use tradeflow_core::orders::{Order, OrderStore, OrderStoreError};
 
+use crate::books::{BookError, DynamoBooks, trade_days};
 use crate::ibkr::IbkrClient;
 use crate::ibkr::types::{Execution, order_commission};
-use crate::books::{BookError, DynamoBooks, trade_days};
 
 /// Orders looked at per run, oldest first; the rest wait for the next minute.
 pub const BATCH: i32 = 25;

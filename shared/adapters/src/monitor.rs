@@ -62,7 +62,11 @@ async fn exits(
 ) -> Value {
     let clocks = session_clocks(deps, &positions).await;
     let is_open = |p: &Position| clocks.get(&p.strategy_id).is_some_and(|c| c.is_open(now));
-    let mut conids: Vec<i64> = positions.iter().filter(|p| is_open(p) && p.is_open()).map(|p| p.conid).collect();
+    let mut conids: Vec<i64> = positions
+        .iter()
+        .filter(|p| is_open(p) && p.is_open())
+        .map(|p| p.conid)
+        .collect();
     conids.sort_unstable();
     conids.dedup();
     let prices = prices(ibkr, &conids).await;
@@ -144,11 +148,19 @@ async fn record(deps: &Deps, run_id: &str, at: DateTime<Utc>, report: &Report) {
         step_name: "reconcile".into(),
         step_number: 0,
         strategy_id: "#account".into(),
-        status: if report.differences.is_empty() { StepStatus::Succeeded } else { StepStatus::Failed },
+        status: if report.differences.is_empty() {
+            StepStatus::Succeeded
+        } else {
+            StepStatus::Failed
+        },
         input: None,
         output: Some(json!(report)),
-        error: (!report.differences.is_empty())
-            .then(|| format!("{} contract(s) differ from the broker", report.differences.len())),
+        error: (!report.differences.is_empty()).then(|| {
+            format!(
+                "{} contract(s) differ from the broker",
+                report.differences.len()
+            )
+        }),
         error_type: (!report.differences.is_empty()).then(|| "PositionMismatch".to_string()),
         duration_ms: u64::try_from((Utc::now() - at).num_milliseconds()).unwrap_or_default(),
         recorded_at: stamp,

@@ -72,8 +72,10 @@ pub trait Books: OrderStore {
         &self,
     ) -> impl Future<Output = Result<Vec<ContractClaim>, OrderStoreError>> + Send;
     /// The account's realised P&L of `day` (see `account::account_day`).
-    fn realized_on(&self, day: &str)
-    -> impl Future<Output = Result<Decimal, OrderStoreError>> + Send;
+    fn realized_on(
+        &self,
+        day: &str,
+    ) -> impl Future<Output = Result<Decimal, OrderStoreError>> + Send;
     /// Takes an entry claim, all or none: the position (version-checked, its
     /// `entry_order_id` set), a new contract claim (refused when the contract has
     /// one), and the account's held count + 1 (refused at `max_held`).

@@ -36,7 +36,9 @@ pub async fn check_position<B: Broker, S: Books>(
         && books.get(&exit_id).await?.is_some()
     {
         let o = poll(broker, books, &exit_id, now).await?;
-        return Ok(json!({"position": ids, "action": "tracking_exit", "order_id": exit_id, "status": o.status}));
+        return Ok(
+            json!({"position": ids, "action": "tracking_exit", "order_id": exit_id, "status": o.status}),
+        );
     }
     if let Some(entry) = &p.entry_order_id {
         return Ok(json!({"position": ids, "action": "entry_working", "order_id": entry}));
@@ -111,6 +113,8 @@ pub async fn check_position<B: Broker, S: Books>(
     if let Placement::Rejected(o) = &placement {
         free_claims(books, &o.strategy_id, o.conid, None, Some(&o.order_id), now).await?;
     }
-    Ok(json!({"position": ids, "action": "exit", "trigger": trigger, "reason": why,
-              "order_id": order_id, "placed": placement.is_live(), "status": placement.order().status}))
+    Ok(
+        json!({"position": ids, "action": "exit", "trigger": trigger, "reason": why,
+              "order_id": order_id, "placed": placement.is_live(), "status": placement.order().status}),
+    )
 }

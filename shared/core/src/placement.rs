@@ -26,7 +26,7 @@ use crate::tracking::{free_claims, stamp};
 /// How placement ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Placed {
-    Order(Placement),
+    Order(Box<Placement>),
     /// No order, and why.
     Nothing(String),
 }
@@ -56,7 +56,9 @@ pub async fn place_signal<B: Broker, S: Books>(
         let id = client_order_id(execution_id, leg);
         if let Some(existing) = books.get(&id).await? {
             tracing::info!(order_id = %id, status = ?existing.status, "resuming the order of an earlier attempt");
-            return Ok(Placed::Order(place_once(broker, books, existing, &at).await?));
+            return Ok(Placed::Order(Box::new(
+                place_once(broker, books, existing, &at).await?,
+            )));
         }
     }
     let position = books.position(&s.strategy_id, s.conid).await?;
@@ -72,7 +74,19 @@ pub async fn place_signal<B: Broker, S: Books>(
             let Some(p) = position else {
                 return Ok(Placed::Nothing("exit without a position".into()));
             };
-            exit(broker, books, s, signal, side, quantity, p, order_id, execution_id, now).await
+            exit(
+                broker,
+                books,
+                s,
+                signal,
+                side,
+                quantity,
+                p,
+                order_id,
+                execution_id,
+                now,
+            )
+            .await
         }
     }
 }
@@ -144,7 +158,10 @@ async fn claim_entry<S: Books>(
             return Ok(Ok((account, claims)));
         }
         if let Some(other) = p.as_ref().and_then(|p| p.entry_order_id.clone()) {
-            return Ok(Err(format!("entry order {other} is already working on {}", s.symbol)));
+            return Ok(Err(format!(
+                "entry order {other} is already working on {}",
+                s.symbol
+            )));
         }
         let realized = books.realized_on(&account_day(now)).await?;
         if let Err(no) = entry_gate(&s.strategy_id, s.conid, &account, &claims, realized) {
@@ -160,7 +177,10 @@ async fn claim_entry<S: Books>(
             reserved: Decimal::ZERO,
             claimed_at: at.clone(),
         };
-        match books.claim_entry(&mut p, &claim, account.limits.max_open_positions).await {
+        match books
+            .claim_entry(&mut p, &claim, account.limits.max_open_positions)
+            .await
+        {
             Ok(()) => {
                 tracing::info!(order_id, conid = s.conid, "entry claim taken");
                 return Ok(Ok((account, claims)));
@@ -328,7 +348,15 @@ async fn submit<B: Broker, S: Books>(
         Err(e) => return Err(e),
     };
     if matches!(placement, Placement::Rejected(_)) && !s.dry_run {
-        free_claims(books, &s.strategy_id, s.conid, entry.as_deref(), exit.as_deref(), now).await?;
+        free_claims(
+            books,
+            &s.strategy_id,
+            s.conid,
+            entry.as_deref(),
+            exit.as_deref(),
+            now,
+        )
+        .await?;
     }
-    Ok(Placed::Order(placement))
+    Ok(Placed::Order(Box::new(placement)))
 }

@@ -161,9 +161,19 @@ async fn free_stale<S: Books>(
             }
         }
         if entry.is_some() || exit.is_some() {
-            let freed = free_claims(books, &p.strategy_id, p.conid, entry.as_deref(), exit.as_deref(), now).await?;
+            let freed = free_claims(
+                books,
+                &p.strategy_id,
+                p.conid,
+                entry.as_deref(),
+                exit.as_deref(),
+                now,
+            )
+            .await?;
             if !freed.is_empty() {
-                report.claims_freed.push(json!({"strategy_id": p.strategy_id, "conid": p.conid, "freed": freed}));
+                report
+                    .claims_freed
+                    .push(json!({"strategy_id": p.strategy_id, "conid": p.conid, "freed": freed}));
             }
         }
     }
@@ -172,16 +182,21 @@ async fn free_stale<S: Books>(
             continue;
         }
         let p = books.position(&c.holder, c.conid).await?;
-        let idle = p
-            .as_ref()
-            .is_none_or(|p| !p.is_open() && p.entry_order_id.is_none() && p.exit_order_id.is_none());
+        let idle = p.as_ref().is_none_or(|p| {
+            !p.is_open() && p.entry_order_id.is_none() && p.exit_order_id.is_none()
+        });
         if idle {
             let freed = free_claims(books, &c.holder, c.conid, None, None, now).await?;
             if freed.is_empty() && p.is_none() {
                 // No position item at all: nothing to write it with; leave it reported.
-                report.errors.push(format!("contract claim {} of {} has no position item", c.conid, c.holder));
+                report.errors.push(format!(
+                    "contract claim {} of {} has no position item",
+                    c.conid, c.holder
+                ));
             } else if !freed.is_empty() {
-                report.claims_freed.push(json!({"strategy_id": c.holder, "conid": c.conid, "freed": freed}));
+                report
+                    .claims_freed
+                    .push(json!({"strategy_id": c.holder, "conid": c.conid, "freed": freed}));
             }
         }
     }
@@ -252,8 +267,15 @@ mod tests {
 
     #[test]
     fn positions_agree_per_contract_summed_over_strategies() {
-        let books = [pos("a", 1, dec!(10)), pos("b", 1, dec!(-4)), pos("a", 2, dec!(0))];
-        let broker = [BrokerPosition { conid: 1, quantity: dec!(6) }];
+        let books = [
+            pos("a", 1, dec!(10)),
+            pos("b", 1, dec!(-4)),
+            pos("a", 2, dec!(0)),
+        ];
+        let broker = [BrokerPosition {
+            conid: 1,
+            quantity: dec!(6),
+        }];
 
         assert!(compare_positions(&books, &broker).is_empty());
     }
@@ -262,14 +284,22 @@ mod tests {
     fn a_position_only_one_side_knows_is_a_difference_on_both_sides() {
         let books = [pos("a", 1, dec!(10))];
         let broker = [
-            BrokerPosition { conid: 1, quantity: dec!(7) },
-            BrokerPosition { conid: 3, quantity: dec!(5) },
+            BrokerPosition {
+                conid: 1,
+                quantity: dec!(7),
+            },
+            BrokerPosition {
+                conid: 3,
+                quantity: dec!(5),
+            },
         ];
 
         let d = compare_positions(&books, &broker);
 
         assert_eq!(
-            d.iter().map(|d| (d.conid, d.books, d.broker)).collect::<Vec<_>>(),
+            d.iter()
+                .map(|d| (d.conid, d.books, d.broker))
+                .collect::<Vec<_>>(),
             vec![(1, dec!(10), dec!(7)), (3, dec!(0), dec!(5))]
         );
         assert_eq!(d[0].strategies, vec![("a".to_string(), dec!(10))]);

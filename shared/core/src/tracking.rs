@@ -51,7 +51,8 @@ pub fn age_seconds(since: &str, now: DateTime<Utc>) -> i64 {
 /// The executions of `order` (by cOID, else by broker id) summed, if any.
 pub fn executed(executions: &[BrokerExecution], order: &Order) -> Option<ExecutedFills> {
     let mut seen = std::collections::HashSet::new();
-    let (mut filled, mut value, mut commission) = (Decimal::ZERO, Decimal::ZERO, Some(Decimal::ZERO));
+    let (mut filled, mut value, mut commission) =
+        (Decimal::ZERO, Decimal::ZERO, Some(Decimal::ZERO));
     for e in executions.iter().filter(|e| {
         e.order_ref == order.order_id
             || (e.order_ref.is_empty()
@@ -76,9 +77,15 @@ pub fn executed(executions: &[BrokerExecution], order: &Order) -> Option<Execute
     })
 }
 
-fn report_from(order: &Order, fills: Option<ExecutedFills>, status: OrderStatus, raw: &str) -> BrokerOrder {
-    let (filled, avg_price, commission) =
-        fills.map_or((Decimal::ZERO, None, None), |f| (f.filled, f.avg_price, f.commission));
+fn report_from(
+    order: &Order,
+    fills: Option<ExecutedFills>,
+    status: OrderStatus,
+    raw: &str,
+) -> BrokerOrder {
+    let (filled, avg_price, commission) = fills.map_or((Decimal::ZERO, None, None), |f| {
+        (f.filled, f.avg_price, f.commission)
+    });
     let status = if filled >= order.quantity && filled > Decimal::ZERO {
         OrderStatus::Filled
     } else {
@@ -101,7 +108,12 @@ async fn forgotten<B: Broker>(broker: &B, order: &Order) -> Result<BrokerOrder, 
     }
     let fills = executed(&broker.executions(7).await?, order);
     if fills.as_ref().is_some_and(|f| f.filled >= order.quantity) {
-        return Ok(report_from(order, fills, OrderStatus::Filled, "Filled (from executions)"));
+        return Ok(report_from(
+            order,
+            fills,
+            OrderStatus::Filled,
+            "Filled (from executions)",
+        ));
     }
     // Nobody can follow it any more: make sure it stops, keep what it filled.
     if let Some(id) = &order.broker_order_id {
@@ -119,7 +131,10 @@ async fn forgotten<B: Broker>(broker: &B, order: &Order) -> Result<BrokerOrder, 
 }
 
 /// The broker's view of `order`, `None` while the broker does not list it.
-async fn broker_view<B: Broker>(broker: &B, order: &Order) -> Result<Option<BrokerOrder>, OrderError> {
+async fn broker_view<B: Broker>(
+    broker: &B,
+    order: &Order,
+) -> Result<Option<BrokerOrder>, OrderError> {
     match &order.broker_order_id {
         Some(id) => match broker.status(id).await {
             Ok(r) => Ok(Some(r)),
@@ -132,7 +147,14 @@ async fn broker_view<B: Broker>(broker: &B, order: &Order) -> Result<Option<Brok
             }
             // Live orders forget an earlier session's orders; executions do not.
             let fills = executed(&broker.executions(7).await?, order);
-            Ok(fills.map(|f| report_from(order, Some(f), OrderStatus::Submitted, "listed only in executions")))
+            Ok(fills.map(|f| {
+                report_from(
+                    order,
+                    Some(f),
+                    OrderStatus::Submitted,
+                    "listed only in executions",
+                )
+            }))
         }
     }
 }
@@ -181,7 +203,11 @@ pub async fn poll<B: Broker, S: Books>(
     }
     if order.is_settled() {
         let id = Some(order.order_id.as_str());
-        let (entry, exit) = if order.is_entry() { (id, None) } else { (None, id) };
+        let (entry, exit) = if order.is_entry() {
+            (id, None)
+        } else {
+            (None, id)
+        };
         free_claims(books, &order.strategy_id, order.conid, entry, exit, now).await?;
     }
     publish_due(books, &mut order).await?;
@@ -199,7 +225,11 @@ async fn apply_report<B: Broker, S: Books>(
     let report = with_commission(broker, order, report).await;
     let before = order.clone();
     order.observe(&report, &at);
-    if let Some(note) = report.raw_status.contains("executions").then(|| report.raw_status.clone()) {
+    if let Some(note) = report
+        .raw_status
+        .contains("executions")
+        .then(|| report.raw_status.clone())
+    {
         order.history.push(StatusChange {
             status: order.status,
             at: at.clone(),

@@ -14,9 +14,7 @@ use tradeflow_core::placement::{Placed, place_signal};
 use tradeflow_core::reconcile::{CLAIM_GRACE_SECONDS, reconcile};
 use tradeflow_core::signal::{Action, Signal};
 use tradeflow_core::strategy::Strategy;
-use tradeflow_core::tracking::{
-    POSITION_MISMATCH, SUBMIT_GRACE_SECONDS, Verdict, poll, verdict,
-};
+use tradeflow_core::tracking::{POSITION_MISMATCH, SUBMIT_GRACE_SECONDS, Verdict, poll, verdict};
 use tradeflow_testkit::{FakeBroker, InMemoryBooks, block_on};
 
 fn strategy(id: &str, conid: i64) -> Strategy {
@@ -27,7 +25,7 @@ fn strategy(id: &str, conid: i64) -> Strategy {
         "dry_run": false,
         "market": {"always_open": true},
     }))
-    .unwrap()
+    .expect("a valid strategy")
 }
 
 fn signal(action: Action) -> Signal {
@@ -45,7 +43,7 @@ fn signal(action: Action) -> Signal {
 }
 
 fn t0() -> DateTime<Utc> {
-    "2026-01-06T15:00:00Z".parse().unwrap()
+    "2026-01-06T15:00:00Z".parse().expect("a time")
 }
 
 fn placed_order(p: Placed) -> tradeflow_core::orders::Order {
@@ -67,8 +65,24 @@ fn two_overlapping_runs_of_a_strategy_place_one_entry() {
     let (broker, books) = (FakeBroker::default(), InMemoryBooks::default());
     let s = strategy("a", 1);
 
-    let first = block_on(place_signal(&broker, &books, &s, &signal(Action::Buy), "run-1", t0())).unwrap();
-    let second = block_on(place_signal(&broker, &books, &s, &signal(Action::Buy), "run-2", t0())).unwrap();
+    let first = block_on(place_signal(
+        &broker,
+        &books,
+        &s,
+        &signal(Action::Buy),
+        "run-1",
+        t0(),
+    ))
+    .unwrap();
+    let second = block_on(place_signal(
+        &broker,
+        &books,
+        &s,
+        &signal(Action::Buy),
+        "run-2",
+        t0(),
+    ))
+    .unwrap();
 
     placed_order(first);
     assert!(nothing(second).contains("already working"));
@@ -83,12 +97,52 @@ fn two_strategies_never_trade_one_contract_and_the_account_caps_contracts_held()
         ..Default::default()
     };
 
-    placed_order(block_on(place_signal(&broker, &books, &strategy("a", 1), &signal(Action::Buy), "r1", t0())).unwrap());
+    placed_order(
+        block_on(place_signal(
+            &broker,
+            &books,
+            &strategy("a", 1),
+            &signal(Action::Buy),
+            "r1",
+            t0(),
+        ))
+        .unwrap(),
+    );
     let mut shorts = strategy("b", 1);
     shorts.risk.allow_short = true;
-    let rival = nothing(block_on(place_signal(&broker, &books, &shorts, &signal(Action::Sell), "r2", t0())).unwrap());
-    placed_order(block_on(place_signal(&broker, &books, &strategy("c", 2), &signal(Action::Buy), "r3", t0())).unwrap());
-    let over = nothing(block_on(place_signal(&broker, &books, &strategy("d", 3), &signal(Action::Buy), "r4", t0())).unwrap());
+    let rival = nothing(
+        block_on(place_signal(
+            &broker,
+            &books,
+            &shorts,
+            &signal(Action::Sell),
+            "r2",
+            t0(),
+        ))
+        .unwrap(),
+    );
+    placed_order(
+        block_on(place_signal(
+            &broker,
+            &books,
+            &strategy("c", 2),
+            &signal(Action::Buy),
+            "r3",
+            t0(),
+        ))
+        .unwrap(),
+    );
+    let over = nothing(
+        block_on(place_signal(
+            &broker,
+            &books,
+            &strategy("d", 3),
+            &signal(Action::Buy),
+            "r4",
+            t0(),
+        ))
+        .unwrap(),
+    );
 
     assert!(rival.contains("held by strategy a"), "{rival}");
     assert!(over.contains("account max open positions"), "{over}");
@@ -100,8 +154,28 @@ fn other_working_entries_reserve_the_cash_an_entry_is_sized_with() {
     let (broker, books) = (FakeBroker::default(), InMemoryBooks::default());
     broker.state().cash = dec!(30000);
 
-    let a = placed_order(block_on(place_signal(&broker, &books, &strategy("a", 1), &signal(Action::Buy), "r1", t0())).unwrap());
-    let b = placed_order(block_on(place_signal(&broker, &books, &strategy("b", 2), &signal(Action::Buy), "r2", t0())).unwrap());
+    let a = placed_order(
+        block_on(place_signal(
+            &broker,
+            &books,
+            &strategy("a", 1),
+            &signal(Action::Buy),
+            "r1",
+            t0(),
+        ))
+        .unwrap(),
+    );
+    let b = placed_order(
+        block_on(place_signal(
+            &broker,
+            &books,
+            &strategy("b", 2),
+            &signal(Action::Buy),
+            "r2",
+            t0(),
+        ))
+        .unwrap(),
+    );
 
     // a: min(risk 1000/5 = 200, cash 300, value 250) = 200 shares ($20,000 reserved);
     // b: only $10,000 of the cash is left, so 100 shares.
@@ -114,11 +188,26 @@ fn a_retry_after_a_crash_between_claim_and_order_resumes_the_same_claim() {
     let s = strategy("a", 1);
     broker.state().fail_next_submit = true;
 
-    let crashed = block_on(place_signal(&broker, &books, &s, &signal(Action::Buy), "run-1", t0()));
-    let retried = block_on(place_signal(&broker, &books, &s, &signal(Action::Buy), "run-1", t0())).unwrap();
+    let crashed = block_on(place_signal(
+        &broker,
+        &books,
+        &s,
+        &signal(Action::Buy),
+        "run-1",
+        t0(),
+    ));
+    let retried = block_on(place_signal(
+        &broker,
+        &books,
+        &s,
+        &signal(Action::Buy),
+        "run-1",
+        t0(),
+    ))
+    .unwrap();
 
     assert!(crashed.is_err());
-    assert!(matches!(retried, Placed::Order(Placement::Placed(_))));
+    assert!(matches!(retried, Placed::Order(ref p) if matches!(**p, Placement::Placed(_))));
     assert_eq!(broker.orders().len(), 1);
 }
 
@@ -126,21 +215,42 @@ fn a_retry_after_a_crash_between_claim_and_order_resumes_the_same_claim() {
 fn a_submitting_order_is_resolved_by_cooid_or_as_never_sent_and_its_claim_freed() {
     let (broker, books) = (FakeBroker::default(), InMemoryBooks::default());
     broker.state().lose_next_response = true;
-    let lost = block_on(place_signal(&broker, &books, &strategy("a", 1), &signal(Action::Buy), "r1", t0()));
+    let lost = block_on(place_signal(
+        &broker,
+        &books,
+        &strategy("a", 1),
+        &signal(Action::Buy),
+        "r1",
+        t0(),
+    ));
     broker.state().fail_next_submit = true;
-    let never = block_on(place_signal(&broker, &books, &strategy("b", 2), &signal(Action::Buy), "r2", t0()));
+    let never = block_on(place_signal(
+        &broker,
+        &books,
+        &strategy("b", 2),
+        &signal(Action::Buy),
+        "r2",
+        t0(),
+    ));
     let later = t0() + Duration::seconds(SUBMIT_GRACE_SECONDS);
 
     let report = block_on(reconcile(&broker, &books, later));
 
     assert!(lost.is_err() && never.is_err());
-    let a = block_on(books.get(&client_order_id("r1", "entry"))).unwrap().unwrap();
-    let b = block_on(books.get(&client_order_id("r2", "entry"))).unwrap().unwrap();
+    let a = block_on(books.get(&client_order_id("r1", "entry")))
+        .unwrap()
+        .unwrap();
+    let b = block_on(books.get(&client_order_id("r2", "entry")))
+        .unwrap()
+        .unwrap();
     assert_eq!(a.status, OrderStatus::Submitted, "{:?}", a.history);
     assert_eq!(a.broker_order_id.as_deref(), Some("1000"));
     assert_eq!(b.status, OrderStatus::Cancelled, "{:?}", b.history);
     let st = books.state();
-    assert!(!st.claims.contains_key(&2), "the never-sent entry's contract is free");
+    assert!(
+        !st.claims.contains_key(&2),
+        "the never-sent entry's contract is free"
+    );
     assert!(st.claims.contains_key(&1));
     assert_eq!(report.tracked.len(), 2, "{report:?}");
 }
@@ -148,7 +258,17 @@ fn a_submitting_order_is_resolved_by_cooid_or_as_never_sent_and_its_claim_freed(
 #[test]
 fn a_filled_report_without_an_average_price_keeps_the_loop_polling() {
     let (broker, books) = (FakeBroker::default(), InMemoryBooks::default());
-    let o = placed_order(block_on(place_signal(&broker, &books, &strategy("a", 1), &signal(Action::Buy), "r1", t0())).unwrap());
+    let o = placed_order(
+        block_on(place_signal(
+            &broker,
+            &books,
+            &strategy("a", 1),
+            &signal(Action::Buy),
+            "r1",
+            t0(),
+        ))
+        .unwrap(),
+    );
     broker.fill(&o.order_id, o.quantity, dec!(99.5));
     broker.state().hide_avg_price = true;
 
@@ -163,7 +283,17 @@ fn a_filled_report_without_an_average_price_keeps_the_loop_polling() {
 #[test]
 fn the_loop_keeps_polling_after_its_cancel_until_settled_then_hands_off() {
     let (broker, books) = (FakeBroker::default(), InMemoryBooks::default());
-    let o = placed_order(block_on(place_signal(&broker, &books, &strategy("a", 1), &signal(Action::Buy), "r1", t0())).unwrap());
+    let o = placed_order(
+        block_on(place_signal(
+            &broker,
+            &books,
+            &strategy("a", 1),
+            &signal(Action::Buy),
+            "r1",
+            t0(),
+        ))
+        .unwrap(),
+    );
 
     assert!(matches!(verdict(&o, 10, 10, 2), Verdict::Cancel(_)));
     assert_eq!(verdict(&o, 11, 10, 2), Verdict::Wait);
@@ -173,7 +303,17 @@ fn the_loop_keeps_polling_after_its_cancel_until_settled_then_hands_off() {
 #[test]
 fn an_order_the_gateway_session_forgot_is_resolved_from_its_executions() {
     let (broker, books) = (FakeBroker::default(), InMemoryBooks::default());
-    let o = placed_order(block_on(place_signal(&broker, &books, &strategy("a", 1), &signal(Action::Buy), "r1", t0())).unwrap());
+    let o = placed_order(
+        block_on(place_signal(
+            &broker,
+            &books,
+            &strategy("a", 1),
+            &signal(Action::Buy),
+            "r1",
+            t0(),
+        ))
+        .unwrap(),
+    );
     broker.fill(&o.order_id, dec!(40), dec!(99));
     broker.reset_session();
 
@@ -183,8 +323,14 @@ fn an_order_the_gateway_session_forgot_is_resolved_from_its_executions() {
     assert_eq!(after.status, OrderStatus::Cancelled, "{:?}", after.history);
     assert_eq!(after.applied_quantity, dec!(40));
     assert!(after.is_settled());
-    assert_eq!(broker.orders()[0].status, OrderStatus::Cancelled, "cancelled at the broker by id");
-    let p = block_on(tradeflow_core::books::Books::position(&books, "a", 1)).unwrap().unwrap();
+    assert_eq!(
+        broker.orders()[0].status,
+        OrderStatus::Cancelled,
+        "cancelled at the broker by id"
+    );
+    let p = block_on(tradeflow_core::books::Books::position(&books, "a", 1))
+        .unwrap()
+        .unwrap();
     assert_eq!((p.quantity, p.entry_order_id.clone()), (dec!(40), None));
     assert!(report.differences.is_empty(), "{report:?}");
 }
@@ -193,7 +339,17 @@ fn an_order_the_gateway_session_forgot_is_resolved_from_its_executions() {
 fn an_exit_claimed_by_a_run_that_died_blocks_no_longer_than_its_grace_and_never_doubles() {
     let (broker, books) = (FakeBroker::default(), InMemoryBooks::default());
     let s = strategy("a", 1);
-    let o = placed_order(block_on(place_signal(&broker, &books, &s, &signal(Action::Buy), "r1", t0())).unwrap());
+    let o = placed_order(
+        block_on(place_signal(
+            &broker,
+            &books,
+            &s,
+            &signal(Action::Buy),
+            "r1",
+            t0(),
+        ))
+        .unwrap(),
+    );
     broker.fill(&o.order_id, o.quantity, dec!(100));
     block_on(poll(&broker, &books, &o.order_id, t0())).unwrap();
     // A SELL run takes the exit claim and dies before creating its order.
@@ -204,15 +360,43 @@ fn an_exit_claimed_by_a_run_that_died_blocks_no_longer_than_its_grace_and_never_
         p.exit_order_id = Some(dead_exit.clone());
         p.exit_claimed_at = Some(t0().to_rfc3339());
     }
-    let p = block_on(tradeflow_core::books::Books::position(&books, "a", 1)).unwrap().unwrap();
+    let p = block_on(tradeflow_core::books::Books::position(&books, "a", 1))
+        .unwrap()
+        .unwrap();
 
     let soon = block_on(reconcile(&broker, &books, t0() + Duration::seconds(60)));
-    let held = block_on(tradeflow_core::books::Books::position(&books, "a", 1)).unwrap().unwrap();
-    let stale = block_on(reconcile(&broker, &books, t0() + Duration::seconds(CLAIM_GRACE_SECONDS)));
-    let freed = block_on(tradeflow_core::books::Books::position(&books, "a", 1)).unwrap().unwrap();
-    let late = block_on(place_signal(&broker, &books, &s, &signal(Action::Sell), "r2", t0()));
-    let now = block_on(tradeflow_core::books::Books::position(&books, "a", 1)).unwrap().unwrap();
-    let stop = block_on(check_position(&broker, &books, now, true, Some(dec!(90)), "m1", t0())).unwrap();
+    let held = block_on(tradeflow_core::books::Books::position(&books, "a", 1))
+        .unwrap()
+        .unwrap();
+    let stale = block_on(reconcile(
+        &broker,
+        &books,
+        t0() + Duration::seconds(CLAIM_GRACE_SECONDS),
+    ));
+    let freed = block_on(tradeflow_core::books::Books::position(&books, "a", 1))
+        .unwrap()
+        .unwrap();
+    let late = block_on(place_signal(
+        &broker,
+        &books,
+        &s,
+        &signal(Action::Sell),
+        "r2",
+        t0(),
+    ));
+    let now = block_on(tradeflow_core::books::Books::position(&books, "a", 1))
+        .unwrap()
+        .unwrap();
+    let stop = block_on(check_position(
+        &broker,
+        &books,
+        now,
+        true,
+        Some(dec!(90)),
+        "m1",
+        t0(),
+    ))
+    .unwrap();
 
     assert_eq!(p.exit_order_id, Some(dead_exit.clone()));
     assert!(soon.claims_freed.is_empty());
@@ -221,9 +405,16 @@ fn an_exit_claimed_by_a_run_that_died_blocks_no_longer_than_its_grace_and_never_
     assert_eq!(freed.exit_order_id, None);
     // The dead run's retry claims again (its cOID) and places the one exit; the
     // monitor then finds the claim taken and tracks that order instead.
-    assert!(matches!(late, Ok(Placed::Order(Placement::Placed(_)))), "{late:?}");
+    assert!(
+        matches!(&late, Ok(Placed::Order(p)) if matches!(**p, Placement::Placed(_))),
+        "{late:?}"
+    );
     assert_eq!(stop["action"], "tracking_exit", "{stop}");
-    let sells = broker.orders().iter().filter(|o| o.side == tradeflow_core::orders::Side::Sell).count();
+    let sells = broker
+        .orders()
+        .iter()
+        .filter(|o| o.side == tradeflow_core::orders::Side::Sell)
+        .count();
     assert_eq!(sells, 1);
 }
 
@@ -231,7 +422,17 @@ fn an_exit_claimed_by_a_run_that_died_blocks_no_longer_than_its_grace_and_never_
 fn an_order_is_not_created_once_its_claim_was_released() {
     let (broker, books) = (FakeBroker::default(), InMemoryBooks::default());
     let s = strategy("a", 1);
-    let o = placed_order(block_on(place_signal(&broker, &books, &s, &signal(Action::Buy), "r1", t0())).unwrap());
+    let o = placed_order(
+        block_on(place_signal(
+            &broker,
+            &books,
+            &s,
+            &signal(Action::Buy),
+            "r1",
+            t0(),
+        ))
+        .unwrap(),
+    );
     broker.fill(&o.order_id, o.quantity, dec!(100));
     block_on(poll(&broker, &books, &o.order_id, t0())).unwrap();
     let mut order = o.clone();
@@ -242,13 +443,29 @@ fn an_order_is_not_created_once_its_claim_was_released() {
 
     let created = block_on(books.create(&order));
 
-    assert!(matches!(created, Err(tradeflow_core::orders::OrderStoreError::ClaimLost(_))), "{created:?}");
+    assert!(
+        matches!(
+            created,
+            Err(tradeflow_core::orders::OrderStoreError::ClaimLost(_))
+        ),
+        "{created:?}"
+    );
 }
 
 #[test]
 fn a_difference_with_the_brokers_positions_is_reported_and_not_written_over() {
     let (broker, books) = (FakeBroker::default(), InMemoryBooks::default());
-    let o = placed_order(block_on(place_signal(&broker, &books, &strategy("a", 1), &signal(Action::Buy), "r1", t0())).unwrap());
+    let o = placed_order(
+        block_on(place_signal(
+            &broker,
+            &books,
+            &strategy("a", 1),
+            &signal(Action::Buy),
+            "r1",
+            t0(),
+        ))
+        .unwrap(),
+    );
     broker.fill(&o.order_id, o.quantity, dec!(100));
     block_on(poll(&broker, &books, &o.order_id, t0())).unwrap();
     // Someone trades the contract by hand at the broker.
@@ -258,10 +475,15 @@ fn a_difference_with_the_brokers_positions_is_reported_and_not_written_over() {
 
     assert_eq!(report.differences.len(), 1, "{report:?}");
     let d = &report.differences[0];
-    assert_eq!((d.conid, d.books, d.broker), (1, o.quantity, o.quantity + dec!(7)));
+    assert_eq!(
+        (d.conid, d.books, d.broker),
+        (1, o.quantity, o.quantity + dec!(7))
+    );
     let events = books.state().events.clone();
     assert!(events.iter().any(|(k, _)| k == POSITION_MISMATCH));
-    let p = block_on(tradeflow_core::books::Books::position(&books, "a", 1)).unwrap().unwrap();
+    let p = block_on(tradeflow_core::books::Books::position(&books, "a", 1))
+        .unwrap()
+        .unwrap();
     assert_eq!(p.quantity, o.quantity, "the books are not overwritten");
 }
 
@@ -270,20 +492,51 @@ fn a_closing_fill_counts_in_the_accounts_day_and_its_loss_limit_stops_entries() 
     let (broker, books) = (FakeBroker::default(), InMemoryBooks::default());
     books.state().account.limits.daily_loss_limit = Some(dec!(500));
     let s = strategy("a", 1);
-    let entry = placed_order(block_on(place_signal(&broker, &books, &s, &signal(Action::Buy), "r1", t0())).unwrap());
+    let entry = placed_order(
+        block_on(place_signal(
+            &broker,
+            &books,
+            &s,
+            &signal(Action::Buy),
+            "r1",
+            t0(),
+        ))
+        .unwrap(),
+    );
     broker.fill(&entry.order_id, entry.quantity, dec!(100));
     block_on(poll(&broker, &books, &entry.order_id, t0())).unwrap();
-    let exit = placed_order(block_on(place_signal(&broker, &books, &s, &signal(Action::Sell), "r2", t0())).unwrap());
+    let exit = placed_order(
+        block_on(place_signal(
+            &broker,
+            &books,
+            &s,
+            &signal(Action::Sell),
+            "r2",
+            t0(),
+        ))
+        .unwrap(),
+    );
     broker.fill(&exit.order_id, exit.quantity, dec!(96));
     block_on(poll(&broker, &books, &exit.order_id, t0())).unwrap();
 
-    let other = block_on(place_signal(&broker, &books, &strategy("b", 2), &signal(Action::Buy), "r3", t0())).unwrap();
+    let other = block_on(place_signal(
+        &broker,
+        &books,
+        &strategy("b", 2),
+        &signal(Action::Buy),
+        "r3",
+        t0(),
+    ))
+    .unwrap();
 
     let day: Decimal = books.state().days.values().copied().sum();
     // 200 shares × −4 = −800 gross, less 1 + 1 commission.
     assert_eq!(day, dec!(-802));
     assert!(nothing(other).contains("account daily loss limit"));
     let st = books.state();
-    assert!(st.claims.is_empty(), "flat and nothing working: the contract is free");
+    assert!(
+        st.claims.is_empty(),
+        "flat and nothing working: the contract is free"
+    );
     assert_eq!(st.account.held, 0);
 }

@@ -56,11 +56,11 @@ fn conflict(what: impl Into<String>) -> OrderStoreError {
     OrderStoreError::Conflict(what.into())
 }
 
-fn check_version(
-    st: &BooksState,
-    p: &Position,
-) -> Result<(), OrderStoreError> {
-    let stored = st.positions.get(&(p.strategy_id.clone(), p.conid)).map(|x| x.version);
+fn check_version(st: &BooksState, p: &Position) -> Result<(), OrderStoreError> {
+    let stored = st
+        .positions
+        .get(&(p.strategy_id.clone(), p.conid))
+        .map(|x| x.version);
     match stored {
         Some(v) if v == p.version => Ok(()),
         None if p.version == 0 => Ok(()),
@@ -70,7 +70,8 @@ fn check_version(
 
 fn put_position(st: &mut BooksState, p: &mut Position) {
     p.version += 1;
-    st.positions.insert((p.strategy_id.clone(), p.conid), p.clone());
+    st.positions
+        .insert((p.strategy_id.clone(), p.conid), p.clone());
 }
 
 impl OrderStore for InMemoryBooks {
@@ -123,8 +124,16 @@ impl OrderStore for InMemoryBooks {
 }
 
 impl Books for InMemoryBooks {
-    async fn position(&self, strategy_id: &str, conid: i64) -> Result<Option<Position>, OrderStoreError> {
-        Ok(self.state().positions.get(&(strategy_id.to_string(), conid)).cloned())
+    async fn position(
+        &self,
+        strategy_id: &str,
+        conid: i64,
+    ) -> Result<Option<Position>, OrderStoreError> {
+        Ok(self
+            .state()
+            .positions
+            .get(&(strategy_id.to_string(), conid))
+            .cloned())
     }
 
     async fn positions_of(&self, strategy_id: &str) -> Result<Vec<Position>, OrderStoreError> {
@@ -138,7 +147,13 @@ impl Books for InMemoryBooks {
     }
 
     async fn watched_positions(&self) -> Result<Vec<Position>, OrderStoreError> {
-        Ok(self.state().positions.values().filter(|p| p.is_watched()).cloned().collect())
+        Ok(self
+            .state()
+            .positions
+            .values()
+            .filter(|p| p.is_watched())
+            .cloned()
+            .collect())
     }
 
     async fn save_position(&self, p: &mut Position) -> Result<(), OrderStoreError> {
@@ -149,7 +164,13 @@ impl Books for InMemoryBooks {
     }
 
     async fn working_orders(&self, limit: usize) -> Result<Vec<Order>, OrderStoreError> {
-        let mut v: Vec<Order> = self.state().orders.values().filter(|o| o.working.is_some()).cloned().collect();
+        let mut v: Vec<Order> = self
+            .state()
+            .orders
+            .values()
+            .filter(|o| o.working.is_some())
+            .cloned()
+            .collect();
         v.sort_by(|a, b| a.created_at.cmp(&b.created_at));
         v.truncate(limit);
         Ok(v)
@@ -167,7 +188,12 @@ impl Books for InMemoryBooks {
         Ok(self.state().days.get(day).copied().unwrap_or_default())
     }
 
-    async fn claim_entry(&self, p: &mut Position, claim: &ContractClaim, max_held: Option<u32>) -> Result<(), OrderStoreError> {
+    async fn claim_entry(
+        &self,
+        p: &mut Position,
+        claim: &ContractClaim,
+        max_held: Option<u32>,
+    ) -> Result<(), OrderStoreError> {
         let mut st = self.state();
         check_version(&st, p)?;
         if st.claims.contains_key(&claim.conid) {
@@ -182,7 +208,11 @@ impl Books for InMemoryBooks {
         Ok(())
     }
 
-    async fn change_claim(&self, p: &mut Position, change: &ClaimChange) -> Result<(), OrderStoreError> {
+    async fn change_claim(
+        &self,
+        p: &mut Position,
+        change: &ClaimChange,
+    ) -> Result<(), OrderStoreError> {
         let mut st = self.state();
         check_version(&st, p)?;
         let c = match change {
@@ -213,12 +243,19 @@ impl Books for InMemoryBooks {
         if stored != c.order.version {
             return Err(conflict(format!("order {}", c.order.order_id)));
         }
-        let key = (c.outcome.position.strategy_id.clone(), c.outcome.position.conid);
+        let key = (
+            c.outcome.position.strategy_id.clone(),
+            c.outcome.position.conid,
+        );
         if st.positions.get(&key).map(|p| p.version) != c.previous_position_version {
             return Err(conflict("position"));
         }
         if let Some(t) = &c.outcome.trade {
-            if st.trades.iter().any(|x| x.strategy_id == t.strategy_id && x.trade_id == t.trade_id) {
+            if st
+                .trades
+                .iter()
+                .any(|x| x.strategy_id == t.strategy_id && x.trade_id == t.trade_id)
+            {
                 return Err(conflict("trade"));
             }
             st.trades.push(t.clone());
@@ -234,7 +271,11 @@ impl Books for InMemoryBooks {
         Ok(())
     }
 
-    async fn trades_closed_since(&self, strategy_id: &str, since: &str) -> Result<Vec<Trade>, OrderStoreError> {
+    async fn trades_closed_since(
+        &self,
+        strategy_id: &str,
+        since: &str,
+    ) -> Result<Vec<Trade>, OrderStoreError> {
         Ok(self
             .state()
             .trades
@@ -244,7 +285,11 @@ impl Books for InMemoryBooks {
             .collect())
     }
 
-    async fn trades_of_position(&self, strategy_id: &str, position_id: &str) -> Result<Vec<Trade>, OrderStoreError> {
+    async fn trades_of_position(
+        &self,
+        strategy_id: &str,
+        position_id: &str,
+    ) -> Result<Vec<Trade>, OrderStoreError> {
         Ok(self
             .state()
             .trades
@@ -255,7 +300,9 @@ impl Books for InMemoryBooks {
     }
 
     async fn publish(&self, detail_type: &str, detail: &Value) -> Result<(), OrderStoreError> {
-        self.state().events.push((detail_type.to_string(), detail.clone()));
+        self.state()
+            .events
+            .push((detail_type.to_string(), detail.clone()));
         Ok(())
     }
 }
@@ -322,7 +369,11 @@ impl FakeBroker {
         let value = o.avg.unwrap_or_default() * o.filled + price * qty;
         o.filled += qty;
         o.avg = Some((value / o.filled).round_dp(6));
-        o.status = if o.filled >= o.quantity { OrderStatus::Filled } else { OrderStatus::PartiallyFilled };
+        o.status = if o.filled >= o.quantity {
+            OrderStatus::Filled
+        } else {
+            OrderStatus::PartiallyFilled
+        };
         let e = BrokerExecution {
             execution_id: format!("e{n}"),
             order_ref: o.coid.clone(),
@@ -389,7 +440,10 @@ impl Broker for FakeBroker {
     async fn find_by_ref(&self, coid: &str) -> Result<Option<BrokerOrder>, BrokerError> {
         let found = {
             let st = self.state();
-            st.orders.iter().find(|o| o.coid == coid && o.session == st.session).cloned()
+            st.orders
+                .iter()
+                .find(|o| o.coid == coid && o.session == st.session)
+                .cloned()
         };
         Ok(found.map(|o| self.listed(&o)))
     }
@@ -397,7 +451,10 @@ impl Broker for FakeBroker {
     async fn status(&self, id: &str) -> Result<BrokerOrder, BrokerError> {
         let found = {
             let st = self.state();
-            st.orders.iter().find(|o| o.id == id && o.session == st.session).cloned()
+            st.orders
+                .iter()
+                .find(|o| o.id == id && o.session == st.session)
+                .cloned()
         };
         found
             .map(|o| self.listed(&o))
@@ -416,9 +473,16 @@ impl Broker for FakeBroker {
         }
     }
 
-    async fn commission(&self, order: &Order, filled: Decimal) -> Result<Option<Decimal>, BrokerError> {
+    async fn commission(
+        &self,
+        order: &Order,
+        filled: Decimal,
+    ) -> Result<Option<Decimal>, BrokerError> {
         let st = self.state();
-        let mine = st.executions.iter().filter(|e| e.order_ref == order.order_id);
+        let mine = st
+            .executions
+            .iter()
+            .filter(|e| e.order_ref == order.order_id);
         let (size, commission) = mine.fold((Decimal::ZERO, Decimal::ZERO), |(s, c), e| {
             (s + e.size, c + e.commission.unwrap_or_default())
         });
@@ -435,7 +499,10 @@ impl Broker for FakeBroker {
         for o in &st.orders {
             *by.entry(o.conid).or_default() += o.filled * o.side.sign();
         }
-        Ok(by.into_iter().map(|(conid, quantity)| BrokerPosition { conid, quantity }).collect())
+        Ok(by
+            .into_iter()
+            .map(|(conid, quantity)| BrokerPosition { conid, quantity })
+            .collect())
     }
 
     async fn cash(&self, _currency: &str) -> Result<Decimal, BrokerError> {

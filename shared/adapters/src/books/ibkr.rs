@@ -72,14 +72,17 @@ impl Broker for IbkrClient {
     }
 
     async fn status(&self, broker_order_id: &str) -> Result<BrokerOrder, BrokerError> {
-        let s = self.order_status(broker_order_id).await.map_err(|e| match e {
-            // IBKR answers 503 on order status for orders of an earlier brokerage
-            // session (IBKR Campus Web API v1.0, "Order Status"; ibind issue #103).
-            IbkrError::Http { status: 503, .. } => {
-                BrokerError::NotInSession(broker_order_id.to_string())
-            }
-            e => broker_error(e),
-        })?;
+        let s = self
+            .order_status(broker_order_id)
+            .await
+            .map_err(|e| match e {
+                // IBKR answers 503 on order status for orders of an earlier brokerage
+                // session (IBKR Campus Web API v1.0, "Order Status"; ibind issue #103).
+                IbkrError::Http { status: 503, .. } => {
+                    BrokerError::NotInSession(broker_order_id.to_string())
+                }
+                e => broker_error(e),
+            })?;
         Ok(report(
             s.order_id,
             &s.order_status,
@@ -307,4 +310,3 @@ mod tests {
         assert_eq!(report(42, "Submitted", 0.0, Some(0.0)).avg_price, None);
     }
 }
-

@@ -18,7 +18,9 @@ use tradeflow_core::StepError;
 use tradeflow_core::account::{Account, ContractClaim};
 use tradeflow_core::books::{Books, ClaimChange, FillCommit};
 use tradeflow_core::commission::Backfill;
-use tradeflow_core::orders::{COMMISSION_PENDING, Order, OrderStatus, OrderStore, OrderStoreError, WORKING};
+use tradeflow_core::orders::{
+    COMMISSION_PENDING, Order, OrderStatus, OrderStore, OrderStoreError, WORKING,
+};
 use tradeflow_core::portfolio::{Drawdown, Position, Trade};
 
 use crate::aws::Deps;
@@ -28,7 +30,9 @@ mod events;
 pub mod ibkr;
 
 pub use ibkr::trade_days;
-pub use tradeflow_core::tracking::{EVENT_SOURCE, ORDER_FILLED, POSITION_CLOSED, POSITION_MISMATCH};
+pub use tradeflow_core::tracking::{
+    EVENT_SOURCE, ORDER_FILLED, POSITION_CLOSED, POSITION_MISMATCH,
+};
 
 /// The orders table's sparse index of orders whose commission is pending.
 pub const COMMISSION_PENDING_INDEX: &str = "commission_pending";
@@ -567,7 +571,6 @@ impl DynamoBooks {
             .collect();
         Ok(Drawdown::over(&equity))
     }
-
 }
 
 fn account_key(sort: &str) -> Item {
@@ -692,7 +695,10 @@ impl DynamoBooks {
     /// # Errors
     /// DynamoDB errors or a malformed item.
     pub async fn account(&self) -> Result<Account, BookError> {
-        let a: Option<Account> = self.store.get(self.positions(), account_key("account")).await?;
+        let a: Option<Account> = self
+            .store
+            .get(self.positions(), account_key("account"))
+            .await?;
         Ok(a.unwrap_or_default())
     }
 
@@ -770,14 +776,28 @@ impl DynamoBooks {
     ///
     /// # Errors
     /// `Conflict` when the position, the contract or the account's count refused it.
-    pub async fn claim_entry(&self, p: &mut Position, claim: &ContractClaim, max_held: Option<u32>) -> Result<(), BookError> {
+    pub async fn claim_entry(
+        &self,
+        p: &mut Position,
+        claim: &ContractClaim,
+        max_held: Option<u32>,
+    ) -> Result<(), BookError> {
         let (put, next) = self.position_put(p)?;
         let items = vec![
             TransactWriteItem::builder().put(put).build(),
-            TransactWriteItem::builder().put(self.claim_put(claim)?).build(),
-            TransactWriteItem::builder().update(self.held_update(1, max_held)?).build(),
+            TransactWriteItem::builder()
+                .put(self.claim_put(claim)?)
+                .build(),
+            TransactWriteItem::builder()
+                .update(self.held_update(1, max_held)?)
+                .build(),
         ];
-        self.transact(self.positions(), items, &format!("entry claim on {}", claim.conid)).await?;
+        self.transact(
+            self.positions(),
+            items,
+            &format!("entry claim on {}", claim.conid),
+        )
+        .await?;
         *p = next;
         Ok(())
     }
@@ -786,7 +806,11 @@ impl DynamoBooks {
     ///
     /// # Errors
     /// `Conflict` when the position or the claim changed.
-    pub async fn change_claim(&self, p: &mut Position, change: &ClaimChange) -> Result<(), BookError> {
+    pub async fn change_claim(
+        &self,
+        p: &mut Position,
+        change: &ClaimChange,
+    ) -> Result<(), BookError> {
         let table = self.positions();
         let (put, next) = self.position_put(p)?;
         let mut items = vec![TransactWriteItem::builder().put(put).build()];
@@ -812,10 +836,15 @@ impl DynamoBooks {
                     .build()
                     .map_err(|e| dynamo("transact", table, e))?;
                 items.push(TransactWriteItem::builder().delete(del).build());
-                items.push(TransactWriteItem::builder().update(self.held_update(-1, None)?).build());
+                items.push(
+                    TransactWriteItem::builder()
+                        .update(self.held_update(-1, None)?)
+                        .build(),
+                );
             }
         }
-        self.transact(table, items, &format!("claim on {}", p.conid)).await?;
+        self.transact(table, items, &format!("claim on {}", p.conid))
+            .await?;
         *p = next;
         Ok(())
     }
@@ -824,7 +853,11 @@ impl DynamoBooks {
     ///
     /// # Errors
     /// DynamoDB errors or a malformed item.
-    pub async fn trades_of_position(&self, strategy_id: &str, position_id: &str) -> Result<Vec<Trade>, BookError> {
+    pub async fn trades_of_position(
+        &self,
+        strategy_id: &str,
+        position_id: &str,
+    ) -> Result<Vec<Trade>, BookError> {
         Ok(self
             .trades_of(strategy_id)
             .await?
@@ -839,9 +872,15 @@ impl OrderStore for DynamoBooks {
         let mut order = order.clone();
         order.refresh_working();
         let created = if order.status == OrderStatus::DryRun {
-            match self.store.put(self.orders(), &order, Some("order_id")).await {
+            match self
+                .store
+                .put(self.orders(), &order, Some("order_id"))
+                .await
+            {
                 Ok(()) => Ok(()),
-                Err(StoreError::AlreadyExists { .. }) => Err(BookError::Conflict(order.order_id.clone())),
+                Err(StoreError::AlreadyExists { .. }) => {
+                    Err(BookError::Conflict(order.order_id.clone()))
+                }
                 Err(e) => Err(e.into()),
             }
         } else {
@@ -892,7 +931,11 @@ fn port<T>(r: Result<T, BookError>) -> Result<T, OrderStoreError> {
 }
 
 impl Books for DynamoBooks {
-    async fn position(&self, strategy_id: &str, conid: i64) -> Result<Option<Position>, OrderStoreError> {
+    async fn position(
+        &self,
+        strategy_id: &str,
+        conid: i64,
+    ) -> Result<Option<Position>, OrderStoreError> {
         port(DynamoBooks::position(self, strategy_id, conid).await)
     }
 
@@ -924,11 +967,20 @@ impl Books for DynamoBooks {
         port(DynamoBooks::realized_on(self, day).await)
     }
 
-    async fn claim_entry(&self, p: &mut Position, claim: &ContractClaim, max_held: Option<u32>) -> Result<(), OrderStoreError> {
+    async fn claim_entry(
+        &self,
+        p: &mut Position,
+        claim: &ContractClaim,
+        max_held: Option<u32>,
+    ) -> Result<(), OrderStoreError> {
         port(DynamoBooks::claim_entry(self, p, claim, max_held).await)
     }
 
-    async fn change_claim(&self, p: &mut Position, change: &ClaimChange) -> Result<(), OrderStoreError> {
+    async fn change_claim(
+        &self,
+        p: &mut Position,
+        change: &ClaimChange,
+    ) -> Result<(), OrderStoreError> {
         port(DynamoBooks::change_claim(self, p, change).await)
     }
 
@@ -936,11 +988,19 @@ impl Books for DynamoBooks {
         port(DynamoBooks::commit_fill(self, commit).await)
     }
 
-    async fn trades_closed_since(&self, strategy_id: &str, since: &str) -> Result<Vec<Trade>, OrderStoreError> {
+    async fn trades_closed_since(
+        &self,
+        strategy_id: &str,
+        since: &str,
+    ) -> Result<Vec<Trade>, OrderStoreError> {
         port(DynamoBooks::trades_closed_since(self, strategy_id, since).await)
     }
 
-    async fn trades_of_position(&self, strategy_id: &str, position_id: &str) -> Result<Vec<Trade>, OrderStoreError> {
+    async fn trades_of_position(
+        &self,
+        strategy_id: &str,
+        position_id: &str,
+    ) -> Result<Vec<Trade>, OrderStoreError> {
         port(DynamoBooks::trades_of_position(self, strategy_id, position_id).await)
     }
 
