@@ -596,14 +596,11 @@ async fn live_orders(State(st): State<AppState>) -> Response {
 async fn order_status(State(st): State<AppState>, Path(id): Path<String>) -> Response {
     let mut gw = st.gw();
     gw.tick();
-    let found = id
-        .parse::<u64>()
-        .ok()
-        .and_then(|id| {
-            gw.orders
-                .iter()
-                .find(|o| o.order_id == id && o.session == gw.session_no)
-        });
+    let found = id.parse::<u64>().ok().and_then(|id| {
+        gw.orders
+            .iter()
+            .find(|o| o.order_id == id && o.session == gw.session_no)
+    });
     match found {
         Some(o) => Json(o.status_json()).into_response(),
         // IBKR answers 503 for orders it does not know in this session.

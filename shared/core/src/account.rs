@@ -3,11 +3,12 @@
 //! claim on its contract in the same transaction that counts it against them, and
 //! every fill updates the account's day in the transaction that applies it.
 //!
-//! Rule for strategies sharing a contract: a contract belongs to at most one
-//! strategy at a time, from the entry claim until that strategy's position in it is
-//! flat again. A second strategy's entry in the same contract is refused ("held by
-//! strategy X"), so two strategies never trade one contract against each other and
-//! the broker's position per contract is one strategy's books.
+//! Rule for strategies sharing a contract: they may hold it on the same side, never
+//! against each other. An entry is refused while another strategy holds the
+//! contract (an open position or a working entry, from its entry claim until it is
+//! flat again) on the other side, so the account never nets one strategy's long
+//! against another's short and each strategy's stop and target act on shares that
+//! are really there. The broker's position per contract is the sum of the books'.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::calendar::{Clock, MarketSession};
+use crate::orders::Side;
 
 /// Account-wide limits. A limit that is absent does not apply; cash always does.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -41,12 +43,14 @@ pub struct Account {
 }
 
 /// A strategy's hold on a contract (see the module rule), with the cash its working
-/// entry may spend.
+/// entry may spend. One per (contract, strategy).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContractClaim {
-    #[serde(with = "crate::portfolio::conid_string")]
+    #[serde(rename = "contract", with = "crate::portfolio::conid_string")]
     pub conid: i64,
     pub holder: String,
+    /// The side of the holder's entry (and so of its position).
+    pub side: Side,
     /// The entry working on it; none once the entry settled (the position holds it).
     #[serde(default)]
     pub entry_order_id: Option<String>,
@@ -59,8 +63,14 @@ pub struct ContractClaim {
 /// Why the account refuses an entry.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum NoEntry {
-    #[error("contract {conid} is held by strategy {holder}: one strategy per contract")]
-    HeldByOther { conid: i64, holder: String },
+    #[error(
+        "contract {conid} is held {held} by strategy {holder}: strategies never trade a contract against each other"
+    )]
+    HeldAgainst {
+        conid: i64,
+        holder: String,
+        held: &'static str,
+    },
     #[error("entry order {order_id} is already working on this contract")]
     EntryWorking { order_id: String },
     #[error("account max open positions reached ({held} held, {max} allowed)")]
@@ -93,20 +103,23 @@ fn account_clock() -> Clock {
 pub fn entry_gate(
     strategy_id: &str,
     conid: i64,
+    side: Side,
     account: &Account,
     claims: &[ContractClaim],
     realized_today: Decimal,
 ) -> Result<(), NoEntry> {
-    if let Some(c) = claims.iter().find(|c| c.conid == conid) {
-        if c.holder != strategy_id {
-            return Err(NoEntry::HeldByOther {
+    for c in claims.iter().filter(|c| c.conid == conid) {
+        if c.holder == strategy_id {
+            if let Some(order_id) = &c.entry_order_id {
+                return Err(NoEntry::EntryWorking {
+                    order_id: order_id.clone(),
+                });
+            }
+        } else if c.side != side {
+            return Err(NoEntry::HeldAgainst {
                 conid,
                 holder: c.holder.clone(),
-            });
-        }
-        if let Some(order_id) = &c.entry_order_id {
-            return Err(NoEntry::EntryWorking {
-                order_id: order_id.clone(),
+                held: if c.side == Side::Buy { "long" } else { "short" },
             });
         }
     }
@@ -130,12 +143,17 @@ pub fn entry_gate(
     Ok(())
 }
 
-/// Cash an entry in `conid` may spend: the broker's cash less what the other
-/// working entries reserved (the broker takes cash only as they fill).
-pub fn available_cash(broker_cash: Decimal, claims: &[ContractClaim], conid: i64) -> Decimal {
+/// Cash an entry of `strategy_id` in `conid` may spend: the broker's cash less what
+/// the other working entries reserved (the broker takes cash only as they fill).
+pub fn available_cash(
+    broker_cash: Decimal,
+    claims: &[ContractClaim],
+    strategy_id: &str,
+    conid: i64,
+) -> Decimal {
     let reserved: Decimal = claims
         .iter()
-        .filter(|c| c.conid != conid && c.entry_order_id.is_some())
+        .filter(|c| !(c.conid == conid && c.holder == strategy_id) && c.entry_order_id.is_some())
         .map(|c| c.reserved)
         .sum();
     (broker_cash - reserved).max(Decimal::ZERO)
@@ -151,6 +169,7 @@ mod tests {
         ContractClaim {
             conid,
             holder: holder.into(),
+            side: Side::Buy,
             entry_order_id: entry.map(String::from),
             reserved,
             claimed_at: "2026-01-05T15:00:00Z".into(),
@@ -158,16 +177,19 @@ mod tests {
     }
 
     #[test]
-    fn a_contract_held_by_another_strategy_refuses_the_entry_whatever_the_side() {
+    fn strategies_share_a_contract_on_one_side_and_never_against_each_other() {
         let claims = [claim(1, "a", None, dec!(0))];
 
-        let r = entry_gate("b", 1, &Account::default(), &claims, dec!(0));
+        let with = entry_gate("b", 1, Side::Buy, &Account::default(), &claims, dec!(0));
+        let against = entry_gate("b", 1, Side::Sell, &Account::default(), &claims, dec!(0));
 
+        assert_eq!(with, Ok(()));
         assert_eq!(
-            r,
-            Err(NoEntry::HeldByOther {
+            against,
+            Err(NoEntry::HeldAgainst {
                 conid: 1,
-                holder: "a".into()
+                holder: "a".into(),
+                held: "long"
             })
         );
     }
@@ -176,7 +198,7 @@ mod tests {
     fn a_working_entry_of_the_same_strategy_refuses_a_second_one() {
         let claims = [claim(1, "a", Some("tf-1"), dec!(100))];
 
-        let r = entry_gate("a", 1, &Account::default(), &claims, dec!(0));
+        let r = entry_gate("a", 1, Side::Buy, &Account::default(), &claims, dec!(0));
 
         assert!(matches!(r, Err(NoEntry::EntryWorking { .. })));
     }
@@ -197,12 +219,12 @@ mod tests {
         };
 
         assert!(matches!(
-            entry_gate("a", 1, &account, &[], dec!(0)),
+            entry_gate("a", 1, Side::Buy, &account, &[], dec!(0)),
             Err(NoEntry::MaxOpenPositions { held: 2, max: 2 })
         ));
-        assert!(entry_gate("a", 1, &under, &[], dec!(-499.99)).is_ok());
+        assert!(entry_gate("a", 1, Side::Buy, &under, &[], dec!(-499.99)).is_ok());
         assert!(matches!(
-            entry_gate("a", 1, &under, &[], dec!(-500)),
+            entry_gate("a", 1, Side::Buy, &under, &[], dec!(-500)),
             Err(NoEntry::DailyLossLimit { .. })
         ));
     }
@@ -215,9 +237,9 @@ mod tests {
             claim(3, "c", Some("tf-3"), dec!(2500.50)),
         ];
 
-        assert_eq!(available_cash(dec!(20000), &claims, 3), dec!(10000));
-        assert_eq!(available_cash(dec!(20000), &claims, 9), dec!(7499.50));
-        assert_eq!(available_cash(dec!(5000), &claims, 9), dec!(0));
+        assert_eq!(available_cash(dec!(20000), &claims, "c", 3), dec!(10000));
+        assert_eq!(available_cash(dec!(20000), &claims, "x", 9), dec!(7499.50));
+        assert_eq!(available_cash(dec!(5000), &claims, "x", 9), dec!(0));
     }
 
     #[test]

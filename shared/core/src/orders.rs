@@ -311,7 +311,7 @@ impl Order {
         if let Some(c) = report.commission {
             self.commission = c;
         }
-        if self.broker_order_id.is_none() {
+        if self.broker_order_id.is_none() && !report.broker_order_id.is_empty() {
             self.broker_order_id = Some(report.broker_order_id.clone());
         }
         let changed = report.status != self.status;
@@ -442,6 +442,8 @@ pub struct BrokerExecution {
 /// IBKR `order_ref`): the only record that survives a gateway session reset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExecutedFills {
+    /// The broker's order id, when an execution names it.
+    pub broker_order_id: Option<String>,
     pub filled: Decimal,
     pub avg_price: Option<Decimal>,
     pub commission: Option<Decimal>,

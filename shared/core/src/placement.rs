@@ -106,7 +106,7 @@ async fn enter<B: Broker, S: Books>(
     let (account, claims) = if s.dry_run {
         (Default::default(), Vec::new())
     } else {
-        match claim_entry(books, s, &order_id, now).await? {
+        match claim_entry(books, s, side, &order_id, now).await? {
             Ok(ac) => ac,
             Err(why) => return Ok(Placed::Nothing(why)),
         }
@@ -145,6 +145,7 @@ async fn enter<B: Broker, S: Books>(
 async fn claim_entry<S: Books>(
     books: &S,
     s: &Strategy,
+    side: Side,
     order_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Result<(crate::account::Account, Vec<ContractClaim>), String>, OrderError> {
@@ -164,7 +165,7 @@ async fn claim_entry<S: Books>(
             )));
         }
         let realized = books.realized_on(&account_day(now)).await?;
-        if let Err(no) = entry_gate(&s.strategy_id, s.conid, &account, &claims, realized) {
+        if let Err(no) = entry_gate(&s.strategy_id, s.conid, side, &account, &claims, realized) {
             return Ok(Err(no.to_string()));
         }
         let mut p = p.unwrap_or_else(|| Position::flat(&s.strategy_id, s.conid, &s.symbol, &at));
@@ -173,6 +174,7 @@ async fn claim_entry<S: Books>(
         let claim = ContractClaim {
             conid: s.conid,
             holder: s.strategy_id.clone(),
+            side,
             entry_order_id: Some(order_id.to_string()),
             reserved: Decimal::ZERO,
             claimed_at: at.clone(),
@@ -237,7 +239,12 @@ async fn size<B: Broker, S: Books>(
     let available_cash = if s.dry_run {
         s.risk.capital
     } else {
-        available_cash(broker.cash(&s.currency).await?, claims, s.conid)
+        available_cash(
+            broker.cash(&s.currency).await?,
+            claims,
+            &s.strategy_id,
+            s.conid,
+        )
     };
     let mut risk = s.risk.clone();
     if let Some(cap) = account.limits.max_contract_value {

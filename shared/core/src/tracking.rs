@@ -51,6 +51,7 @@ pub fn age_seconds(since: &str, now: DateTime<Utc>) -> i64 {
 /// The executions of `order` (by cOID, else by broker id) summed, if any.
 pub fn executed(executions: &[BrokerExecution], order: &Order) -> Option<ExecutedFills> {
     let mut seen = std::collections::HashSet::new();
+    let mut broker_order_id: Option<String> = None;
     let (mut filled, mut value, mut commission) =
         (Decimal::ZERO, Decimal::ZERO, Some(Decimal::ZERO));
     for e in executions.iter().filter(|e| {
@@ -63,6 +64,9 @@ pub fn executed(executions: &[BrokerExecution], order: &Order) -> Option<Execute
         if !e.execution_id.is_empty() && !seen.insert(e.execution_id.as_str()) {
             continue;
         }
+        if broker_order_id.is_none() {
+            broker_order_id.clone_from(&e.broker_order_id);
+        }
         filled += e.size;
         value += e.size * e.price;
         commission = match (commission, e.commission) {
@@ -71,6 +75,7 @@ pub fn executed(executions: &[BrokerExecution], order: &Order) -> Option<Execute
         };
     }
     (filled > Decimal::ZERO).then(|| ExecutedFills {
+        broker_order_id,
         filled,
         avg_price: Some((value / filled).round_dp(6).normalize()),
         commission,
@@ -83,6 +88,11 @@ fn report_from(
     status: OrderStatus,
     raw: &str,
 ) -> BrokerOrder {
+    let broker_order_id = order
+        .broker_order_id
+        .clone()
+        .or_else(|| fills.as_ref().and_then(|f| f.broker_order_id.clone()))
+        .unwrap_or_default();
     let (filled, avg_price, commission) = fills.map_or((Decimal::ZERO, None, None), |f| {
         (f.filled, f.avg_price, f.commission)
     });
@@ -92,7 +102,7 @@ fn report_from(
         status
     };
     BrokerOrder {
-        broker_order_id: order.broker_order_id.clone().unwrap_or_default(),
+        broker_order_id,
         status,
         raw_status: raw.to_string(),
         filled,

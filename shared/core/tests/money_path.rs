@@ -90,7 +90,7 @@ fn two_overlapping_runs_of_a_strategy_place_one_entry() {
 }
 
 #[test]
-fn two_strategies_never_trade_one_contract_and_the_account_caps_contracts_held() {
+fn two_strategies_never_trade_one_contract_against_each_other_and_the_account_caps_positions() {
     let (broker, books) = (FakeBroker::default(), InMemoryBooks::default());
     books.state().account.limits = AccountLimits {
         max_open_positions: Some(2),
@@ -144,7 +144,7 @@ fn two_strategies_never_trade_one_contract_and_the_account_caps_contracts_held()
         .unwrap(),
     );
 
-    assert!(rival.contains("held by strategy a"), "{rival}");
+    assert!(rival.contains("held long by strategy a"), "{rival}");
     assert!(over.contains("account max open positions"), "{over}");
     assert_eq!(broker.orders().len(), 2);
 }
@@ -248,10 +248,10 @@ fn a_submitting_order_is_resolved_by_cooid_or_as_never_sent_and_its_claim_freed(
     assert_eq!(b.status, OrderStatus::Cancelled, "{:?}", b.history);
     let st = books.state();
     assert!(
-        !st.claims.contains_key(&2),
+        !st.claims.contains_key(&(2, "b".to_string())),
         "the never-sent entry's contract is free"
     );
-    assert!(st.claims.contains_key(&1));
+    assert!(st.claims.contains_key(&(1, "a".to_string())));
     assert_eq!(report.tracked.len(), 2, "{report:?}");
 }
 

@@ -35,7 +35,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct BooksState {
     pub orders: HashMap<String, Order>,
     pub positions: HashMap<(String, i64), Position>,
-    pub claims: HashMap<i64, ContractClaim>,
+    /// By (contract, holding strategy).
+    pub claims: HashMap<(i64, String), ContractClaim>,
     pub account: Account,
     pub days: HashMap<String, Decimal>,
     pub trades: Vec<Trade>,
@@ -82,10 +83,9 @@ impl OrderStore for InMemoryBooks {
         }
         if order.status != OrderStatus::DryRun {
             let held = if order.is_entry() {
-                st.claims.get(&order.conid).is_some_and(|c| {
-                    c.holder == order.strategy_id
-                        && c.entry_order_id.as_deref() == Some(order.order_id.as_str())
-                })
+                st.claims
+                    .get(&(order.conid, order.strategy_id.clone()))
+                    .is_some_and(|c| c.entry_order_id.as_deref() == Some(order.order_id.as_str()))
             } else {
                 st.positions
                     .get(&(order.strategy_id.clone(), order.conid))
@@ -95,7 +95,7 @@ impl OrderStore for InMemoryBooks {
                 return Err(OrderStoreError::ClaimLost(order.order_id.clone()));
             }
             if order.is_entry()
-                && let Some(c) = st.claims.get_mut(&order.conid)
+                && let Some(c) = st.claims.get_mut(&(order.conid, order.strategy_id.clone()))
             {
                 c.reserved = (order.quantity * order.limit_price.unwrap_or_default()).round_dp(2);
             }
@@ -196,13 +196,14 @@ impl Books for InMemoryBooks {
     ) -> Result<(), OrderStoreError> {
         let mut st = self.state();
         check_version(&st, p)?;
-        if st.claims.contains_key(&claim.conid) {
+        let key = (claim.conid, claim.holder.clone());
+        if st.claims.contains_key(&key) {
             return Err(conflict(format!("contract {}", claim.conid)));
         }
         if max_held.is_some_and(|m| st.account.held >= m) {
             return Err(conflict("account held count"));
         }
-        st.claims.insert(claim.conid, claim.clone());
+        st.claims.insert(key, claim.clone());
         st.account.held += 1;
         put_position(&mut st, p);
         Ok(())
@@ -218,18 +219,19 @@ impl Books for InMemoryBooks {
         let c = match change {
             ClaimChange::SettleEntry(c) | ClaimChange::Release(c) => c,
         };
-        if st.claims.get(&c.conid).is_none_or(|x| x.holder != c.holder) {
+        let key = (c.conid, c.holder.clone());
+        if !st.claims.contains_key(&key) {
             return Err(conflict(format!("contract {}", c.conid)));
         }
         match change {
             ClaimChange::SettleEntry(_) => {
-                if let Some(x) = st.claims.get_mut(&c.conid) {
+                if let Some(x) = st.claims.get_mut(&key) {
                     x.entry_order_id = None;
                     x.reserved = Decimal::ZERO;
                 }
             }
             ClaimChange::Release(_) => {
-                st.claims.remove(&c.conid);
+                st.claims.remove(&key);
                 st.account.held = st.account.held.saturating_sub(1);
             }
         }

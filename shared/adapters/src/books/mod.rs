@@ -580,10 +580,11 @@ fn account_key(sort: &str) -> Item {
     ])
 }
 
-fn contract_key(conid: i64) -> Item {
+/// A contract claim's key: one per (contract, holding strategy).
+fn contract_key(conid: i64, holder: &str) -> Item {
     HashMap::from([
         ("strategy_id".into(), s(CONTRACT_PK)),
-        ("conid".into(), s(conid.to_string())),
+        ("conid".into(), s(format!("{conid}#{holder}"))),
     ])
 }
 
@@ -591,7 +592,7 @@ impl DynamoBooks {
     fn claim_put(&self, claim: &ContractClaim) -> Result<Put, BookError> {
         let table = self.positions();
         let mut item = to_item(table, claim)?;
-        item.insert("strategy_id".into(), s(CONTRACT_PK));
+        item.extend(contract_key(claim.conid, &claim.holder));
         Put::builder()
             .table_name(table)
             .set_item(Some(item))
@@ -644,7 +645,7 @@ impl DynamoBooks {
             let reserved = (order.quantity * order.limit_price.unwrap_or_default()).round_dp(2);
             let up = Update::builder()
                 .table_name(table)
-                .set_key(Some(contract_key(order.conid)))
+                .set_key(Some(contract_key(order.conid, &order.strategy_id)))
                 .update_expression("SET reserved = :r")
                 .condition_expression("entry_order_id = :id AND holder = :h")
                 .expression_attribute_values(":r", AttributeValue::N(reserved.to_string()))
@@ -818,7 +819,7 @@ impl DynamoBooks {
             ClaimChange::SettleEntry(c) => {
                 let up = Update::builder()
                     .table_name(table)
-                    .set_key(Some(contract_key(c.conid)))
+                    .set_key(Some(contract_key(c.conid, &c.holder)))
                     .update_expression("REMOVE entry_order_id SET reserved = :z")
                     .condition_expression("holder = :h")
                     .expression_attribute_values(":z", AttributeValue::N("0".into()))
@@ -830,7 +831,7 @@ impl DynamoBooks {
             ClaimChange::Release(c) => {
                 let del = Delete::builder()
                     .table_name(table)
-                    .set_key(Some(contract_key(c.conid)))
+                    .set_key(Some(contract_key(c.conid, &c.holder)))
                     .condition_expression("holder = :h")
                     .expression_attribute_values(":h", s(&c.holder))
                     .build()
