@@ -84,8 +84,7 @@ export const PERMISSIONS: Record<string, FunctionPermissions> = {
       'tradeflow-trades',
       'tradeflow-portfolio',
     ],
-    // Ticks: a manual run's claim, so a same-second repeat answers with the existing run.
-    readWrite: ['tradeflow-strategies', 'tradeflow-prompts', 'tradeflow-symbols', 'tradeflow-ticks'],
+    readWrite: ['tradeflow-strategies', 'tradeflow-prompts', 'tradeflow-symbols'],
     bucket: 'read',
     ibkr: true,
     schedules: true,

@@ -172,9 +172,6 @@ fn execution_arn(state_machine_arn: &str, name: &str) -> String {
     format!("{base}:{name}")
 }
 
-/// Run requests are claimed for a week (DynamoDB TTL), like schedule ticks.
-const RUN_CLAIM_TTL_SECONDS: i64 = 7 * 24 * 3600;
-
 /// Starts a run now. 202 with the new execution; 200 with the existing one when a
 /// run of the same second was already started (Step Functions would silently hand
 /// back that execution for the same name); 409 for an inactive strategy (I6).
@@ -195,25 +192,42 @@ pub async fn run_now(app: &App, r: &Req<'_>, id: &str) -> Result<Reply, ApiError
             "viewer": format!("viewer/execution/{name}"),
         })
     };
-    // One conditional write per (strategy, second): the first request starts the
-    // run, the others learn that it exists.
-    let claim = json!({
-        "strategy_id": s.strategy_id, "tick": format!("run#{name}"), "execution_id": name,
-        "expires_at": r.now.timestamp() + RUN_CLAIM_TTL_SECONDS,
-    });
-    match app
+    // One conditional write per (strategy, second) on the strategy item: the first
+    // request starts the run, the others learn that it exists.
+    let claimed = app
         .store
-        .put(&app.store.tables.ticks, &claim, Some("tick"))
-        .await
-    {
-        Ok(()) => {}
-        Err(tradeflow_adapters::store::StoreError::AlreadyExists { .. }) => {
+        .client
+        .update_item()
+        .table_name(&app.store.tables.strategies)
+        .key("strategy_id", attr(&s.strategy_id))
+        .update_expression("SET last_manual_run = :n")
+        .condition_expression(
+            "attribute_exists(strategy_id) AND (attribute_not_exists(last_manual_run) OR last_manual_run <> :n)",
+        )
+        .expression_attribute_values(":n", attr(&name))
+        .send()
+        .await;
+    match claimed {
+        Ok(_) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+        {
             tracing::info!(strategy_id = %id, execution = %name, "run of this second already started");
             let mut body = links(&arn);
             body["already_started"] = json!(true);
             return Reply::ok(&body);
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => {
+            return Err(ApiError::from(
+                tradeflow_adapters::store::StoreError::Dynamo {
+                    op: "update",
+                    table: app.store.tables.strategies.clone(),
+                    throttled: false,
+                    source: Box::new(e),
+                },
+            ));
+        }
     }
     let started = workflow::start(
         &app.sfn,
@@ -233,20 +247,19 @@ pub async fn run_now(app: &App, r: &Req<'_>, id: &str) -> Result<Reply, ApiError
         }
         Err(e) => {
             // Nothing started: a retry of this second must be able to start it.
-            let key = HashMap::from([
-                ("strategy_id".to_string(), attr(&s.strategy_id)),
-                ("tick".to_string(), attr(format!("run#{name}"))),
-            ]);
-            if let Err(d) = app
+            let undo = app
                 .store
                 .client
-                .delete_item()
-                .table_name(&app.store.tables.ticks)
-                .set_key(Some(key))
+                .update_item()
+                .table_name(&app.store.tables.strategies)
+                .key("strategy_id", attr(&s.strategy_id))
+                .update_expression("REMOVE last_manual_run")
+                .condition_expression("last_manual_run = :n")
+                .expression_attribute_values(":n", attr(&name))
                 .send()
-                .await
-            {
-                tracing::warn!(error = %d, "run claim not removed after a failed start");
+                .await;
+            if let Err(u) = undo {
+                tracing::warn!(error = %u, "run claim not removed after a failed start");
             }
             return Err(e.into());
         }
