@@ -355,7 +355,7 @@ async fn the_books_agree_with_the_broker_under_injected_faults() {
             });
             monitor_cycles += 1;
         }
-        let round_deadline = Instant::now() + Duration::from_secs(240);
+        let round_deadline = Instant::now() + Duration::from_secs(150);
         while let Some(joined) = tokio::time::timeout_at(round_deadline.into(), tasks.join_next())
             .await
             .ok()
@@ -397,7 +397,7 @@ async fn the_books_agree_with_the_broker_under_injected_faults() {
                     && (p.entry_order_id.is_some() || p.exit_order_id.is_some())
             })
             .count();
-        if (working == 0 && claimed == 0) || calm.elapsed() > Duration::from_secs(240) {
+        if (working == 0 && claimed == 0) || calm.elapsed() > Duration::from_secs(180) {
             break;
         }
         tokio::time::sleep(Duration::from_secs(5)).await;
