@@ -164,6 +164,17 @@ async fn claim_entry<S: Books>(
                 s.symbol
             )));
         }
+        let flat = p
+            .as_ref()
+            .is_none_or(|p| !p.is_open() && p.exit_order_id.is_none());
+        let own_idle = claims
+            .iter()
+            .any(|c| c.conid == s.conid && c.holder == s.strategy_id && c.entry_order_id.is_none());
+        if flat && own_idle {
+            // Left by a release that did not complete: free it, then decide again.
+            free_claims(books, &s.strategy_id, s.conid, None, None, now).await?;
+            continue;
+        }
         let realized = books.realized_on(&account_day(now)).await?;
         if let Err(no) = entry_gate(&s.strategy_id, s.conid, side, &account, &claims, realized) {
             return Ok(Err(no.to_string()));

@@ -540,3 +540,55 @@ fn a_closing_fill_counts_in_the_accounts_day_and_its_loss_limit_stops_entries() 
     );
     assert_eq!(st.account.held, 0);
 }
+
+#[test]
+fn a_contract_claim_left_by_an_unfinished_release_does_not_block_the_next_entry() {
+    let (broker, books) = (FakeBroker::default(), InMemoryBooks::default());
+    let s = strategy("a", 1);
+    let o = placed_order(
+        block_on(place_signal(
+            &broker,
+            &books,
+            &s,
+            &signal(Action::Buy),
+            "r1",
+            t0(),
+        ))
+        .unwrap(),
+    );
+    block_on(tradeflow_core::tracking::cancel(
+        &broker,
+        &books,
+        &o.order_id,
+        "test",
+        t0(),
+    ))
+    .unwrap();
+    // As if the release had died half-way: the position is free, the claim is not.
+    let claim = tradeflow_core::account::ContractClaim {
+        conid: 1,
+        holder: "a".into(),
+        side: tradeflow_core::orders::Side::Buy,
+        entry_order_id: None,
+        reserved: Decimal::ZERO,
+        claimed_at: t0().to_rfc3339(),
+    };
+    {
+        let mut st = books.state();
+        st.claims.insert((1, "a".into()), claim);
+        st.account.held += 1;
+    }
+
+    let next = block_on(place_signal(
+        &broker,
+        &books,
+        &s,
+        &signal(Action::Buy),
+        "r2",
+        t0(),
+    ))
+    .unwrap();
+
+    placed_order(next);
+    assert_eq!(books.state().account.held, 1);
+}
