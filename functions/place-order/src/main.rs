@@ -11,62 +11,14 @@ use serde::Deserialize;
 use tradeflow_adapters::Deps;
 use tradeflow_adapters::lease::LeasedBroker;
 use tradeflow_adapters::step::{StepCtx, serve};
-use tradeflow_core::orders::Placement;
 use tradeflow_core::payloads::{LoadStrategyOutput, ParseSignalOutput, PlaceOrderOutput};
-use tradeflow_core::placement::{Placed, place_signal};
+use tradeflow_core::placement::place_signal;
 use tradeflow_core::{Step, StepError};
 
 #[derive(Deserialize)]
 struct Input {
     load_strategy: LoadStrategyOutput,
     parse_signal: ParseSignalOutput,
-}
-
-fn output(placed: Placed, poll_seconds: u32) -> PlaceOrderOutput {
-    let p = match placed {
-        Placed::Nothing(reason) => {
-            tracing::info!(%reason, "no order");
-            return PlaceOrderOutput {
-                placed: false,
-                reason,
-                order: None,
-                poll_seconds,
-            };
-        }
-        Placed::Order(p) => *p,
-    };
-    let o = p.order();
-    let limit = o.limit_price.map(|p| format!(" {p}")).unwrap_or_default();
-    let what = format!(
-        "{} {} {} {}{limit} {}",
-        o.side.as_str(),
-        o.quantity,
-        o.symbol,
-        o.order_type,
-        o.tif
-    );
-    let (placed, reason) = match &p {
-        Placement::Placed(_) => (true, format!("placed: {what}")),
-        Placement::AlreadyPlaced(_) => (
-            true,
-            format!("already placed by an earlier attempt: {what}"),
-        ),
-        Placement::Rejected(o) => {
-            let why = o
-                .history
-                .last()
-                .and_then(|h| h.note.clone())
-                .unwrap_or_default();
-            (false, format!("rejected: {why}"))
-        }
-        Placement::DryRun(_) => (false, format!("dry run: order recorded, not sent: {what}")),
-    };
-    PlaceOrderOutput {
-        placed,
-        reason,
-        order: Some(o.clone()),
-        poll_seconds,
-    }
 }
 
 async fn handle(
@@ -81,7 +33,7 @@ async fn handle(
     let signal = &input.parse_signal.signal;
     let now = chrono::Utc::now();
     let placed = place_signal(&broker, &books, s, signal, &ctx.execution_name, now).await?;
-    Ok(output(placed, deps.config.order_poll_seconds))
+    Ok(placed.into_output(deps.config.order_poll_seconds))
 }
 
 #[tokio::main]

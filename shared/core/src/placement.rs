@@ -17,6 +17,7 @@ use crate::orders::{
     Broker, Intent, NewOrder, Order, OrderError, OrderStatus, OrderStoreError, Placement, Side,
     client_order_id, decide, place_once, purpose,
 };
+use crate::payloads::PlaceOrderOutput;
 use crate::portfolio::Position;
 use crate::risk::{EntryRequest, size_entry};
 use crate::signal::{Action, Signal};
@@ -29,6 +30,57 @@ pub enum Placed {
     Order(Box<Placement>),
     /// No order, and why.
     Nothing(String),
+}
+
+impl Placed {
+    /// The step's output: placed or not, and why in words (lineage and the viewer
+    /// show it).
+    pub fn into_output(self, poll_seconds: u32) -> PlaceOrderOutput {
+        let p = match self {
+            Placed::Nothing(reason) => {
+                tracing::info!(%reason, "no order");
+                return PlaceOrderOutput {
+                    placed: false,
+                    reason,
+                    order: None,
+                    poll_seconds,
+                };
+            }
+            Placed::Order(p) => *p,
+        };
+        let o = p.order();
+        let limit = o.limit_price.map(|p| format!(" {p}")).unwrap_or_default();
+        let what = format!(
+            "{} {} {} {}{limit} {}",
+            o.side.as_str(),
+            o.quantity,
+            o.symbol,
+            o.order_type,
+            o.tif
+        );
+        let (placed, reason) = match &p {
+            Placement::Placed(_) => (true, format!("placed: {what}")),
+            Placement::AlreadyPlaced(_) => (
+                true,
+                format!("already placed by an earlier attempt: {what}"),
+            ),
+            Placement::Rejected(o) => {
+                let why = o
+                    .history
+                    .last()
+                    .and_then(|h| h.note.clone())
+                    .unwrap_or_default();
+                (false, format!("rejected: {why}"))
+            }
+            Placement::DryRun(_) => (false, format!("dry run: order recorded, not sent: {what}")),
+        };
+        PlaceOrderOutput {
+            placed,
+            reason,
+            order: Some(o.clone()),
+            poll_seconds,
+        }
+    }
 }
 
 /// Times an entry claim is tried again after a concurrent change (re-read each time).
