@@ -21,6 +21,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "unit tests"
 cargo test --workspace --locked --exclude tradeflow-integration-tests
 
+step "backtest vs backtesting.py (same trades, same metrics)"
+tests/backtesting_py/run.sh
+
 step "state machine validation (asl-validator), CDK synth, assertions, cfn-lint, checkov"
 infra/check.sh
 

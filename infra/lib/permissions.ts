@@ -52,13 +52,15 @@ export const PERMISSIONS: Record<string, FunctionPermissions> = {
   },
   'parse-signal': { readWrite: [LINEAGE], bucket: 'readWrite' },
   'place-order': {
-    read: ['tradeflow-positions', 'tradeflow-portfolio', 'tradeflow-trades'],
-    readWrite: ['tradeflow-orders', LINEAGE],
+    read: ['tradeflow-portfolio', 'tradeflow-trades'],
+    // Positions: entry/exit claims, contract claims and the account item (issue 12).
+    readWrite: ['tradeflow-orders', 'tradeflow-positions', LINEAGE],
     bucket: 'write',
     ibkr: true,
   },
   'check-order': {
-    readWrite: ['tradeflow-orders', LINEAGE],
+    // A fill commits order, position, trade and the account's day in one transaction.
+    readWrite: ['tradeflow-orders', 'tradeflow-positions', 'tradeflow-trades', LINEAGE],
     bucket: 'write',
     ibkr: true,
     putEvents: true,
@@ -89,7 +91,9 @@ export const PERMISSIONS: Record<string, FunctionPermissions> = {
   },
   'position-monitor': {
     read: ['tradeflow-strategies', 'tradeflow-portfolio'],
-    readWrite: ['tradeflow-positions', 'tradeflow-orders', 'tradeflow-trades'],
+    // Lineage: the reconciler records each run that changed or found something.
+    readWrite: ['tradeflow-positions', 'tradeflow-orders', 'tradeflow-trades', LINEAGE],
+    bucket: 'write',
     ibkr: true,
     putEvents: true,
   },

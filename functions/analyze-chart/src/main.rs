@@ -95,6 +95,13 @@ async fn handle(
         images,
         close: context.close,
         indicators: context.indicators,
+        previous_close: input.fetch_market_data.previous_close,
+        previous: input
+            .compute_indicators
+            .series
+            .iter()
+            .filter_map(|(k, v)| v.previous.map(|x| (k.clone(), x)))
+            .collect(),
     };
     let started = Instant::now();
     let response = provider.analyze(&request).await?;

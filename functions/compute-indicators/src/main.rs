@@ -48,6 +48,7 @@ async fn handle(
                     x.name.clone(),
                     SeriesSummary {
                         latest: x.latest(),
+                        previous: x.values.len().checked_sub(2).and_then(|i| x.values.get(i)),
                         count: x.count(),
                     },
                 )

@@ -41,6 +41,7 @@ async fn handle(
         first: first.time().to_rfc3339(),
         last: last.time().to_rfc3339(),
         latest_close: last.close,
+        previous_close: bars.len().checked_sub(2).map(|i| bars[i].close),
         latest_volume: last.volume,
         source: "ibkr".into(),
     })

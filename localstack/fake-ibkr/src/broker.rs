@@ -79,6 +79,9 @@ pub struct FakeOrder {
     pub commission: f64,
     pub placed_at: DateTime<Utc>,
     pub last_execution: Option<DateTime<Utc>>,
+    /// The brokerage session it was placed in: after a reset the gateway no longer
+    /// lists it nor answers its status (it still works and fills at the exchange).
+    pub session: u32,
 }
 
 impl FakeOrder {
@@ -249,6 +252,8 @@ pub enum FaultKind {
     Status500,
     /// HTTP 503.
     Status503,
+    /// HTTP 429: over IBKR's pacing limits ("Pacing Limitations", Web API v1.0).
+    Status429,
     /// HTTP 200 whose body is not JSON.
     Garbage,
     /// Wait `delay_ms`, then answer normally (long enough, a client timeout).
@@ -299,6 +304,8 @@ pub struct Gateway {
     pub holdings: HashMap<i64, Holding>,
     pub cash: f64,
     pub faults: Vec<Fault>,
+    /// Brokerage sessions reset so far (`POST /fake/session_reset`).
+    pub session_no: u32,
     next_order_id: u64,
     next_reply: u64,
 }
@@ -329,6 +336,7 @@ impl Gateway {
             holdings: HashMap::new(),
             cash: START_CASH,
             faults: Vec::new(),
+            session_no: 0,
             next_order_id: 1_000_000_000,
             next_reply: 1,
         }
@@ -512,6 +520,7 @@ impl Gateway {
             commission: 0.0,
             placed_at: now,
             last_execution: None,
+            session: self.session_no,
         });
         OrderAnswer::Placed(json!([{
             "order_id": order_id.to_string(),

@@ -122,6 +122,7 @@ pub fn router(opts: Options) -> Router {
         .route("/logout", post(fake_logout))
         .route("/expire", post(fake_expire))
         .route("/compete", post(fake_compete))
+        .route("/session_reset", post(fake_session_reset))
         .route("/price", post(fake_price))
         .route("/faults", post(fake_faults).delete(fake_clear_faults))
         .route("/orders", get(fake_orders))
@@ -231,6 +232,9 @@ async fn gate_inner(st: &AppState, path: &str, req: Request, next: Next) -> Resp
             }
             FaultKind::Status503 => {
                 return ibkr_error(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+            }
+            FaultKind::Status429 => {
+                return ibkr_error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
             }
             FaultKind::Garbage => {
                 return Response::builder()
@@ -577,17 +581,26 @@ async fn reply(
 async fn live_orders(State(st): State<AppState>) -> Response {
     let mut gw = st.gw();
     gw.tick();
-    let orders: Vec<Value> = gw.orders.iter().rev().map(|o| o.live_json()).collect();
+    // A session reset forgets the orders of earlier sessions (IBKR-FACTS "Sessions").
+    let session = gw.session_no;
+    let orders: Vec<Value> = gw
+        .orders
+        .iter()
+        .rev()
+        .filter(|o| o.session == session)
+        .map(|o| o.live_json())
+        .collect();
     Json(json!({"orders": orders, "snapshot": true})).into_response()
 }
 
 async fn order_status(State(st): State<AppState>, Path(id): Path<String>) -> Response {
     let mut gw = st.gw();
     gw.tick();
-    let found = id
-        .parse::<u64>()
-        .ok()
-        .and_then(|id| gw.orders.iter().find(|o| o.order_id == id));
+    let found = id.parse::<u64>().ok().and_then(|id| {
+        gw.orders
+            .iter()
+            .find(|o| o.order_id == id && o.session == gw.session_no)
+    });
     match found {
         Some(o) => Json(o.status_json()).into_response(),
         // IBKR answers 503 for orders it does not know in this session.
@@ -717,6 +730,16 @@ async fn fake_expire(State(st): State<AppState>) -> Response {
     let mut gw = st.gw();
     gw.authenticated = false;
     Json(gw.auth_status()).into_response()
+}
+
+/// The brokerage session resets (IBKR does it daily at midnight of the region):
+/// live orders and order status forget the orders placed before; they keep
+/// working and filling, visible only in executions and positions.
+async fn fake_session_reset(State(st): State<AppState>) -> Response {
+    let mut gw = st.gw();
+    gw.session_no += 1;
+    gw.new_session();
+    Json(json!({"session": gw.session_no})).into_response()
 }
 
 /// Another login took the brokerage session.

@@ -4,6 +4,7 @@
 
 mod axis;
 mod canvas;
+mod equity;
 pub mod fonts;
 pub mod plan;
 mod render;
@@ -14,6 +15,7 @@ use tradeflow_core::indicators::IndicatorSeries;
 use tradeflow_core::market::Bar;
 
 pub use axis::month_ticks;
+pub use equity::render_equity_png;
 pub use plan::{ChartJob, chart_jobs, chart_title, compute_available};
 pub use render::panel_layout;
 
@@ -62,7 +64,7 @@ pub fn render_png(
     opts: &ChartOptions,
 ) -> Result<Vec<u8>, ChartError> {
     let canvas = render(bars, series, opts)?;
-    encode_png(&canvas, opts.width, opts.height)
+    encode_indexed_png(&canvas, opts.width, opts.height)
 }
 
 /// Renders every job's chart to PNG at the default size, each on a thread of its own
@@ -127,7 +129,7 @@ fn render(
 /// at the default level took ≈ 20 ms for 125 KB and RGB at the fast setting wrote
 /// 600 KB. Every chart goes to S3, into the viewer and, base64-encoded, into each LLM
 /// request, so the bytes matter as much as the milliseconds.
-fn encode_png(canvas: &canvas::Canvas, w: u32, h: u32) -> Result<Vec<u8>, ChartError> {
+fn encode_indexed_png(canvas: &canvas::Canvas, w: u32, h: u32) -> Result<Vec<u8>, ChartError> {
     let mut out = Vec::with_capacity(128 << 10);
     let mut enc = png::Encoder::new(&mut out, w, h);
     enc.set_color(png::ColorType::Indexed);
@@ -137,6 +139,21 @@ fn encode_png(canvas: &canvas::Canvas, w: u32, h: u32) -> Result<Vec<u8>, ChartE
     enc.set_filter(png::Filter::Adaptive);
     let mut writer = enc.write_header()?;
     writer.write_image_data(canvas.pixels())?;
+    writer.finish()?;
+    Ok(out)
+}
+
+/// An RGB PNG at the default deflate level without row filters, for images drawn with
+/// plotters' bitmap backend (the equity chart).
+fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, ChartError> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, w, h);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.set_compression(png::Compression::Balanced);
+    enc.set_filter(png::Filter::NoFilter);
+    let mut writer = enc.write_header()?;
+    writer.write_image_data(rgb)?;
     writer.finish()?;
     Ok(out)
 }

@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod backtest;
+mod backtest_report;
 mod chart;
 mod demo;
 mod indicators;
@@ -16,6 +18,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Backtests a strategy over an OHLCV CSV with the workflow's own core code.
+    Backtest(Box<backtest::BacktestArgs>),
     /// Renders the chart (candles, volume, default indicators) for an OHLCV CSV to a PNG.
     Chart(chart::ChartArgs),
     /// Seeds the example strategy, runs one execution on the local stack and prints its lineage.
@@ -31,6 +35,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Backtest(args) => backtest::run_backtest(*args).await,
         Command::Chart(args) => chart::run(args),
         Command::Demo(args) => demo::run(args).await,
         Command::Indicators(args) => indicators::run(args),

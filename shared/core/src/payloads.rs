@@ -30,6 +30,9 @@ pub struct FetchMarketDataOutput {
     pub first: String,
     pub last: String,
     pub latest_close: f64,
+    /// The close of the bar before the latest (crossover rules read it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_close: Option<f64>,
     pub latest_volume: f64,
     /// Where the bars came from, e.g. `ibkr` or `synthetic`.
     pub source: String,
@@ -38,6 +41,9 @@ pub struct FetchMarketDataOutput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeriesSummary {
     pub latest: Option<f64>,
+    /// The value at the bar before the latest (crossover rules read it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<f64>,
     pub count: usize,
 }
 

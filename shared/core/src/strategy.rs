@@ -4,6 +4,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::analyst::RuleSet;
 use crate::calendar::MarketSession;
 use crate::indicators::IndicatorSpec;
 use crate::market::Timeframe;
@@ -67,7 +68,7 @@ fn default_indicators() -> Vec<IndicatorSpec> {
 }
 
 /// Which analyst reads the chart.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProviderSpec {
     /// `rules` (deterministic, offline), `openai` (any OpenAI-compatible server) or `bedrock`.
     #[serde(default = "default_provider")]
@@ -79,6 +80,10 @@ pub struct ProviderSpec {
     /// How an OpenAI-compatible server is asked for the signal's structure.
     #[serde(default)]
     pub structured_output: StructuredOutput,
+    /// The declarative form of the `rules` analyst (thresholds and crossovers);
+    /// without it `rules` uses its built-in trend-and-momentum reading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<RuleSet>,
 }
 
 /// `response_format` of an OpenAI-compatible request. Servers differ: OpenAI, vLLM
@@ -108,6 +113,7 @@ impl Default for ProviderSpec {
             model: None,
             base_url: None,
             structured_output: StructuredOutput::default(),
+            rules: None,
         }
     }
 }
@@ -163,6 +169,30 @@ impl ValidationError {
 }
 
 impl Strategy {
+    /// The names of the series the strategy's indicators produce (`sma_20`,
+    /// `macd_hist_12_26_9`, …), found by computing them over flat bars.
+    pub fn series_names(&self) -> Vec<String> {
+        let needed = self
+            .indicators
+            .iter()
+            .map(IndicatorSpec::bars_needed)
+            .max()
+            .unwrap_or(0);
+        let flat: Vec<crate::market::Bar> = (0..needed as i64)
+            .map(|i| crate::market::Bar {
+                t: i * 86_400_000,
+                open: 100.0,
+                high: 101.0,
+                low: 99.0,
+                close: 100.0,
+                volume: 1.0,
+            })
+            .collect();
+        crate::indicators::compute_all(&self.indicators, &flat)
+            .map(|all| all.into_iter().map(|s| s.name).collect())
+            .unwrap_or_default()
+    }
+
     /// Checks a strategy before it is stored or run.
     ///
     /// # Errors
@@ -238,6 +268,31 @@ impl Strategy {
                 "provider.kind",
                 "must be one of rules, openai, bedrock",
             ));
+        }
+        if let Some(rules) = &self.provider.rules {
+            if self.provider.kind != "rules" {
+                return Err(ValidationError::new(
+                    "provider.rules",
+                    "only the rules analyst takes rules",
+                ));
+            }
+            rules.validate().map_err(|(field, why)| {
+                ValidationError::new(format!("provider.rules.{field}"), why)
+            })?;
+            let produced = self.series_names();
+            if let Some(missing) = rules
+                .series()
+                .into_iter()
+                .find(|n| !produced.iter().any(|p| p == n))
+            {
+                return Err(ValidationError::new(
+                    "provider.rules",
+                    format!(
+                        "series {missing} is not among the strategy's indicator series ({})",
+                        produced.join(", ")
+                    ),
+                ));
+            }
         }
         Ok(())
     }

@@ -38,6 +38,9 @@ pub struct AnalysisRequest {
     /// Latest close and indicator values (the `rules` analyst reads these, not the chart).
     pub close: f64,
     pub indicators: BTreeMap<String, f64>,
+    /// The bar before: its close and indicator values (crossover rules read these).
+    pub previous_close: Option<f64>,
+    pub previous: BTreeMap<String, f64>,
 }
 
 /// What an analyst answered, with what lineage needs to audit it.
@@ -181,7 +184,7 @@ impl Provider {
     /// An unknown kind or an invalid base URL.
     pub async fn for_strategy(spec: &ProviderSpec, config: &Config) -> Result<Self, LlmError> {
         match spec.kind.as_str() {
-            "rules" => Ok(Self::Rules(RulesAnalyst)),
+            "rules" => Ok(Self::Rules(RulesAnalyst::new(spec.rules.clone()))),
             "openai" => {
                 let base_url = spec
                     .base_url

@@ -118,6 +118,7 @@ fn request() -> AnalysisRequest {
         }],
         close: 190.0,
         indicators: Default::default(),
+        ..Default::default()
     }
 }
 
