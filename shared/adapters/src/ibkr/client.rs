@@ -645,6 +645,14 @@ impl IbkrClient {
         Ok(ids)
     }
 
+    /// Whether this process should suppress the deployment's questions: it is
+    /// configured to and has not done so in the brokerage session it knows.
+    pub fn wants_suppression(&self) -> bool {
+        self.inner.suppress_questions
+            && !self.confirm.session_ids().is_empty()
+            && !self.inner.suppressed.load(Ordering::Relaxed)
+    }
+
     /// Checks that the session can trade.
     ///
     /// # Errors
@@ -871,7 +879,7 @@ impl IbkrClient {
         req: &OrderRequest,
         mut window: Option<&mut WindowPacer>,
     ) -> Result<PlacedOrder, IbkrError> {
-        if self.inner.suppress_questions && !self.inner.suppressed.load(Ordering::Relaxed) {
+        if self.wants_suppression() {
             let ids = self.confirm.session_ids().to_vec();
             let body = json!({ "messageIds": ids });
             match self
