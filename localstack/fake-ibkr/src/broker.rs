@@ -538,8 +538,17 @@ impl Gateway {
     }
 
     /// `POST /iserver/auth/status`, in the shape of IBKR Campus, Web API v1.0,
-    /// "Authentication Status".
+    /// "Authentication Status"; a session without brokerage authentication answers
+    /// its "Alternate Response Object" (four fields).
     pub fn auth_status(&self) -> Value {
+        if !self.authenticated {
+            return json!({
+                "authenticated": false,
+                "competing": self.competing,
+                "connected": self.logged_in,
+                "MAC": "00:00:00:00:00:00",
+            });
+        }
         json!({
             "authenticated": self.authenticated,
             "competing": self.competing,

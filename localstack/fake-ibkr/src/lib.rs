@@ -824,8 +824,11 @@ async fn positions(
     Json(page).into_response()
 }
 
-fn amount(v: f64) -> Value {
-    json!({"amount": v, "currency": "USD", "isNull": false, "timestamp": Utc::now().timestamp_millis(), "value": null, "severity": 0})
+/// One value of `/portfolio/{acct}/summary` (IBKR Campus, Web API v1.0,
+/// "Portfolio Summary": amount, currency, isNull, timestamp, value, severity).
+fn summary_value(amount: f64, value: Option<&str>) -> Value {
+    json!({"amount": amount, "currency": "USD", "isNull": false,
+           "timestamp": Utc::now().timestamp_millis(), "value": value, "severity": 0})
 }
 
 async fn summary(State(st): State<AppState>, Path(acct): Path<String>) -> Response {
@@ -836,17 +839,19 @@ async fn summary(State(st): State<AppState>, Path(acct): Path<String>) -> Respon
     gw.tick();
     let (cash, mv, _, _) = gw.totals();
     Json(json!({
-        "accountready": {"value": "true", "isNull": false},
-        "netliquidation": amount(cash + mv),
-        "totalcashvalue": amount(cash),
-        "settledcash": amount(cash),
-        "grosspositionvalue": amount(mv.abs()),
-        "availablefunds": amount(cash),
-        "buyingpower": amount(cash * 4.0),
+        "accountcode": summary_value(0.0, Some(&gw.account)),
+        "netliquidation": summary_value(cash + mv, None),
+        "totalcashvalue": summary_value(cash, None),
+        "settledcash": summary_value(cash, None),
+        "grosspositionvalue": summary_value(mv.abs(), None),
+        "availablefunds": summary_value(cash, None),
+        "buyingpower": summary_value(cash * 4.0, None),
     }))
     .into_response()
 }
 
+/// `/portfolio/{acct}/ledger` in the shape of IBKR Campus, Web API v1.0,
+/// "Portfolio Ledger" (one object per currency plus `BASE`).
 async fn ledger(State(st): State<AppState>, Path(acct): Path<String>) -> Response {
     let mut gw = st.gw();
     if let Some(r) = check_account(&gw, &acct) {
@@ -854,15 +859,26 @@ async fn ledger(State(st): State<AppState>, Path(acct): Path<String>) -> Respons
     }
     gw.tick();
     let (cash, mv, unreal, real) = gw.totals();
+    let account = gw.account.clone();
     let entry = |currency: &str| {
         json!({
-            "currency": currency, "cashbalance": cash, "settledcash": cash,
-            "netliquidationvalue": cash + mv, "stockmarketvalue": mv,
-            "unrealizedpnl": unreal, "realizedpnl": real, "exchangerate": 1,
-            "timestamp": Utc::now().timestamp(),
+            "commoditymarketvalue": 0.0, "futuremarketvalue": 0.0, "settledcash": cash,
+            "exchangerate": 1, "sessionid": 1, "cashbalance": cash,
+            "corporatebondsmarketvalue": 0.0, "warrantsmarketvalue": 0.0,
+            "netliquidationvalue": cash + mv, "interest": 0.0, "unrealizedpnl": unreal,
+            "stockmarketvalue": mv, "moneyfunds": 0.0, "currency": currency,
+            "realizedpnl": real, "funds": 0.0, "acctcode": account,
+            "issueroptionsmarketvalue": 0.0, "key": "LedgerList",
+            "timestamp": Utc::now().timestamp(), "severity": 0,
+            "stockoptionmarketvalue": 0.0, "futuresonlypnl": 0.0, "tbondsmarketvalue": 0.0,
+            "futureoptionmarketvalue": 0.0, "cashbalancefxsegment": 0.0,
+            "secondkey": currency, "tbillsmarketvalue": 0.0, "dividends": 0.0,
         })
     };
-    Json(json!({"USD": entry("USD"), "BASE": entry("BASE")})).into_response()
+    let mut usd = entry("USD");
+    // IBKR's example marks the last currency of the bundle.
+    usd["endofbundle"] = json!(1);
+    Json(json!({"USD": usd, "BASE": entry("BASE")})).into_response()
 }
 
 async fn fake_login(State(st): State<AppState>) -> Response {
