@@ -166,8 +166,12 @@ async fn handle(
     }
     let book = deps.order_book();
     let ibkr = deps.ibkr()?;
-    // Submissions hold the gateway session alone (IBKR's question/reply must not interleave).
-    let broker = LeasedBroker::new(ibkr.clone(), deps.submission_lease());
+    // Submissions hold the gateway session alone (IBKR's question/reply must not
+    // interleave); the strategy may confirm questions beyond the deployment's.
+    let broker = LeasedBroker::new(
+        ibkr.with_strategy_confirm(&s.confirm_message_ids),
+        deps.submission_lease(),
+    );
     let now = now_rfc3339();
     let execution_id = &ctx.execution_name;
     // A retry resumes the order an earlier attempt created, whatever changed since.

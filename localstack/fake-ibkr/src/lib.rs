@@ -70,11 +70,12 @@ const HISTORY_CONCURRENCY: usize = 5;
 
 #[derive(Debug, Default)]
 struct Pacing {
-    recent: VecDeque<Instant>,
+    recent: VecDeque<(Instant, String)>,
     last_slow: HashMap<&'static str, Instant>,
     history_in_flight: usize,
     penalty_until: Option<Instant>,
     stats: PacingStats,
+    last_violation: Option<Violation>,
 }
 
 /// What the pacing rules saw, for `/fake/stats`.
@@ -88,6 +89,15 @@ struct PacingStats {
     penalty_box_rejections: u64,
     /// Most history requests in flight at once.
     max_history_in_flight: usize,
+}
+
+/// Which limit the last violation broke and the requests of the second before it.
+#[derive(Debug, Clone, Default, Serialize)]
+struct Violation {
+    rule: String,
+    path: String,
+    /// `+ms path` of the requests in the second up to it.
+    last_second: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -240,23 +250,38 @@ async fn gatekeeper(State(st): State<AppState>, req: Request, next: Next) -> Res
         while p
             .recent
             .front()
-            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+            .is_some_and(|(t, _)| now.duration_since(*t) >= Duration::from_secs(1))
         {
             p.recent.pop_front();
         }
-        p.recent.push_back(now);
-        let mut limited = p.recent.len() > GLOBAL_PER_SECOND;
+        p.recent.push_back((now, path.clone()));
+        let mut rule = (p.recent.len() > GLOBAL_PER_SECOND).then(|| "10 requests/s".to_string());
         if let Some((key, interval)) = slow_endpoint(req.method(), &path) {
-            limited |= p
-                .last_slow
+            if p.last_slow
                 .get(key)
-                .is_some_and(|t| now.duration_since(*t) < interval);
+                .is_some_and(|t| now.duration_since(*t) < interval)
+            {
+                rule = Some(format!("{key} once per {interval:?}"));
+            }
             p.last_slow.insert(key, now);
         }
-        limited |= is_history && p.history_in_flight >= HISTORY_CONCURRENCY;
-        if limited {
+        if is_history && p.history_in_flight >= HISTORY_CONCURRENCY {
+            rule = Some("5 concurrent history requests".into());
+        }
+        if let Some(rule) = rule {
             p.stats.pacing_violations += 1;
-            tracing::warn!(%path, "pacing violation");
+            let first = p.recent.front().map_or(now, |(t, _)| *t);
+            let last_second = p
+                .recent
+                .iter()
+                .map(|(t, path)| format!("+{}ms {path}", t.duration_since(first).as_millis()))
+                .collect();
+            tracing::warn!(%path, %rule, "pacing violation");
+            p.last_violation = Some(Violation {
+                rule,
+                path: path.clone(),
+                last_second,
+            });
             if st.enforce {
                 p.penalty_until = Some(now + st.penalty_box);
                 return too_many_requests();
@@ -1026,14 +1051,19 @@ async fn fake_history(State(st): State<AppState>, Json(b): Json<HistoryBody>) ->
 /// Counters for tests: pacing violations and interleaved replies must stay 0 for
 /// a disciplined client.
 async fn fake_stats(State(st): State<AppState>) -> Response {
-    let (pacing, in_box) = {
+    let (pacing, in_box, violation) = {
         let p = st.pacing();
-        (p.stats, p.penalty_until.is_some_and(|u| Instant::now() < u))
+        (
+            p.stats,
+            p.penalty_until.is_some_and(|u| Instant::now() < u),
+            p.last_violation.clone(),
+        )
     };
     let gw = st.gw();
     Json(json!({
         "requests": pacing.requests,
         "pacing_violations": pacing.pacing_violations,
+        "last_violation": violation,
         "penalty_box_rejections": pacing.penalty_box_rejections,
         "max_history_in_flight": pacing.max_history_in_flight,
         "in_penalty_box": in_box,

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
@@ -176,8 +176,9 @@ impl crate::aws::Deps {
 /// - `writer`/`writer_until`: the open order window. While it is set no request
 ///   registers; it opens only once `readers` is empty.
 ///
-/// Everything held expires (requests after their timeout plus slack, the window
-/// after `window_hold`), so a crashed Lambda blocks the gateway for a bounded time.
+/// Everything held expires, so a crashed Lambda blocks the gateway for a bounded
+/// time: a request's ticket 5 s (the longest queue it may join) plus its timeout
+/// plus 5 s after it registered, the window 60 s after it opened.
 #[derive(Debug, Clone)]
 pub struct DynamoDiscipline {
     client: aws_sdk_dynamodb::Client,
@@ -186,6 +187,9 @@ pub struct DynamoDiscipline {
     limits: PacingLimits,
     /// How long one request may be in flight after its slot.
     request_hold: Duration,
+    /// How far ahead a request may take its slot: beyond, it waits for the queue
+    /// to shorten. Bounds how long a crashed waiter's ticket holds windows off.
+    queue_max: Duration,
     window_hold: Duration,
     /// How long to wait for a slot or the window before giving up (retryable).
     wait_limit: Duration,
@@ -193,11 +197,20 @@ pub struct DynamoDiscipline {
     /// Whether the last slot seen was in the future: picks which of the two
     /// conditional updates to try first.
     queued: Arc<AtomicBool>,
+    /// Smoothed round trip of a registration (ms): slots are taken that far ahead
+    /// so the answer arrives before the slot.
+    rtt_ms: Arc<AtomicI64>,
     prefix: String,
     counter: Arc<AtomicU64>,
 }
 
 const HISTORY_PERMITS: usize = 5;
+/// A request whose answer from DynamoDB came later than this after its slot gives
+/// the slot up: sent late, it would crowd the next requests into one second. With
+/// a 125 ms interval, 1000 ms + 100 ms of lateness still hold at most 9 sends.
+const LATE_MS: i64 = 100;
+/// The most a slot is taken ahead of the registration.
+const MAX_LEAD_MS: i64 = 300;
 
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -246,10 +259,12 @@ impl DynamoDiscipline {
             key: gateway_url.into(),
             limits,
             request_hold: request_timeout + Duration::from_secs(5),
+            queue_max: Duration::from_secs(5),
             window_hold: Duration::from_secs(60),
             wait_limit: Duration::from_secs(60),
             created: Arc::new(tokio::sync::OnceCell::new()),
             queued: Arc::new(AtomicBool::new(false)),
+            rtt_ms: Arc::new(AtomicI64::new(20)),
             prefix: format!("{:x}{:x}", nanos, std::process::id()),
             counter: Arc::new(AtomicU64::new(0)),
         }
@@ -259,6 +274,16 @@ impl DynamoDiscipline {
     #[must_use]
     pub fn with_wait_limit(mut self, limit: Duration) -> Self {
         self.wait_limit = limit;
+        self
+    }
+
+    /// How long a request's ticket and the order window stay valid when their
+    /// holder never gives them back (tests shorten them to see crashes cleared).
+    #[must_use]
+    pub fn with_holds(mut self, request: Duration, window: Duration) -> Self {
+        self.request_hold = request;
+        self.queue_max = request;
+        self.window_hold = window;
         self
     }
 
@@ -408,12 +433,18 @@ impl DynamoDiscipline {
     }
 
     /// Registers the request and takes its global slot (and a history permit) in
-    /// one conditional update; returns the slot's epoch ms.
+    /// one conditional update; returns the slot's epoch ms. The slot is taken
+    /// twice the usual round trip ahead, so it is usually still ahead when the
+    /// answer arrives. The ticket is valid until the latest slot it can get plus
+    /// the request's hold.
     async fn register(&self, id: &str, history: bool, deadline: Instant) -> Result<i64, IbkrError> {
         let interval = ms(self.limits.global_interval);
         loop {
             let now = now_ms();
-            let until = now + ms(self.request_hold) + ms(self.wait_limit);
+            let lead = (2 * self.rtt_ms.load(Ordering::Relaxed)).clamp(10, MAX_LEAD_MS);
+            let earliest = now + lead;
+            let latest_slot = now + ms(self.queue_max);
+            let until = latest_slot + ms(self.request_hold);
             let queued = self.queued.load(Ordering::Relaxed);
             let mut set = format!(
                 "SET #r.#me = :until, #ns = {}",
@@ -422,9 +453,9 @@ impl DynamoDiscipline {
             let mut cond = format!(
                 "(attribute_not_exists(#wu) OR #wu < :now) AND {}",
                 if queued {
-                    "#ns > :now"
+                    "#ns > :earliest AND #ns <= :latest"
                 } else {
-                    "(attribute_not_exists(#ns) OR #ns <= :now)"
+                    "(attribute_not_exists(#ns) OR #ns <= :earliest)"
                 }
             );
             if history {
@@ -444,29 +475,38 @@ impl DynamoDiscipline {
                 .expression_attribute_names("#wu", "writer_until")
                 .expression_attribute_values(":until", num(until))
                 .expression_attribute_values(":now", num(now))
+                .expression_attribute_values(":earliest", num(earliest))
                 .return_values(ReturnValue::UpdatedNew)
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
                 );
             req = if queued {
                 req.expression_attribute_values(":i", num(interval))
+                    .expression_attribute_values(":latest", num(latest_slot))
             } else {
-                req.expression_attribute_values(":next", num(now + interval))
+                req.expression_attribute_values(":next", num(earliest + interval))
             };
             if history {
                 req = req
                     .expression_attribute_names("#h", "history")
                     .expression_attribute_values(":hmax", num(HISTORY_PERMITS as i64));
             }
-            match req.send().await {
+            let sent = now_ms();
+            let res = req.send().await;
+            let rtt = now_ms() - sent;
+            let smoothed = self.rtt_ms.load(Ordering::Relaxed);
+            self.rtt_ms
+                .store((3 * smoothed + rtt) / 4, Ordering::Relaxed);
+            match res {
                 Ok(out) => {
                     let next = out
                         .attributes
                         .as_ref()
                         .and_then(|a| get_num(a, "next_slot"))
-                        .unwrap_or(now + interval);
-                    let slot = if queued { next - interval } else { now };
-                    self.queued.store(next > now + interval, Ordering::Relaxed);
+                        .unwrap_or(earliest + interval);
+                    let slot = if queued { next - interval } else { earliest };
+                    self.queued
+                        .store(next > now_ms() + interval, Ordering::Relaxed);
                     return Ok(slot);
                 }
                 Err(e) if is_conditional_failure(&e) => {
@@ -482,13 +522,39 @@ impl DynamoDiscipline {
                             self.past(deadline, "a history permit")?;
                             sleep_ms(100).await;
                         }
+                    } else if next_slot > now + ms(self.queue_max) {
+                        // The queue is longer than a ticket may wait: let it shorten.
+                        self.past(deadline, "a pacing slot")?;
+                        sleep_ms(next_slot - now - ms(self.queue_max)).await;
                     } else {
                         // The guess about the slot was wrong: the item says which.
-                        self.queued.store(next_slot > now, Ordering::Relaxed);
+                        self.queued.store(next_slot > now + lead, Ordering::Relaxed);
                     }
                 }
                 Err(e) => return Err(store_error("registering a request", e)),
             }
+        }
+    }
+
+    async fn unregister(&self, id: &str, history: bool) {
+        let expr = if history {
+            "REMOVE #r.#me, #h.#me"
+        } else {
+            "REMOVE #r.#me"
+        };
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("gateway", self.key())
+            .update_expression(expr)
+            .expression_attribute_names("#r", "readers")
+            .expression_attribute_names("#me", id);
+        if history {
+            req = req.expression_attribute_names("#h", "history");
+        }
+        if let Err(e) = req.send().await {
+            tracing::warn!(error = %e, "could not release a gateway request ticket; it expires");
         }
     }
 
@@ -532,46 +598,35 @@ impl DynamoDiscipline {
             self.take_endpoint(name, &id, deadline).await?;
         }
         let history = ep == Endpoint::History;
-        let slot = match self.register(&id, history, deadline).await {
-            Ok(slot) => slot,
-            Err(e) => {
-                if let Some((name, interval)) = own {
-                    self.release_endpoint(name, &id, interval).await;
+        loop {
+            let slot = match self.register(&id, history, deadline).await {
+                Ok(slot) => slot,
+                Err(e) => {
+                    if let Some((name, interval)) = own {
+                        self.release_endpoint(name, &id, interval).await;
+                    }
+                    return Err(e);
                 }
-                return Err(e);
+            };
+            let now = now_ms();
+            if now > slot + LATE_MS {
+                tracing::info!(late_ms = now - slot, "gateway slot missed, taking another");
+                self.unregister(&id, history).await;
+                continue;
             }
-        };
-        let now = now_ms();
-        if slot > now {
-            sleep_ms(slot - now).await;
+            if slot > now {
+                sleep_ms(slot - now).await;
+            }
+            return Ok(ReadTicket {
+                id,
+                endpoint: ep,
+                history,
+            });
         }
-        Ok(ReadTicket {
-            id,
-            endpoint: ep,
-            history,
-        })
     }
 
     async fn release_ticket(&self, t: ReadTicket) {
-        let expr = if t.history {
-            "REMOVE #r.#me, #h.#me"
-        } else {
-            "REMOVE #r.#me"
-        };
-        let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("gateway", self.key())
-            .update_expression(expr)
-            .expression_attribute_names("#r", "readers")
-            .expression_attribute_names("#me", &t.id);
-        if t.history {
-            req = req.expression_attribute_names("#h", "history");
-        }
-        if let Err(e) = req.send().await {
-            tracing::warn!(error = %e, "could not release a gateway request ticket; it expires");
-        }
+        self.unregister(&t.id, t.history).await;
         if let Some((name, interval)) = self.limits.endpoint_interval(t.endpoint) {
             self.release_endpoint(name, &t.id, interval).await;
         }
@@ -582,6 +637,56 @@ impl DynamoDiscipline {
         let deadline = Instant::now() + self.wait_limit;
         let id = self.next_id();
         loop {
+            self.take_window(&id, deadline).await?;
+            // No request registers any more; wait for those registered to finish.
+            let not_before = match self.drain(&id, deadline).await {
+                Ok(t) => t,
+                Err(e) => {
+                    self.close(&id, now_ms()).await;
+                    return Err(e);
+                }
+            };
+            // The window's time runs from now; it must not have lapsed while
+            // draining, or a request may have slipped in: then start over.
+            let now = now_ms();
+            let res = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("gateway", self.key())
+                .update_expression("SET #wu = :until")
+                .condition_expression("#w = :me AND #wu >= :now")
+                .expression_attribute_names("#w", "writer")
+                .expression_attribute_names("#wu", "writer_until")
+                .expression_attribute_values(":me", s(&id))
+                .expression_attribute_values(":now", num(now))
+                .expression_attribute_values(":until", num(now + ms(self.window_hold)))
+                .send()
+                .await;
+            match res {
+                Ok(_) => {
+                    return Ok(WindowTicket {
+                        id,
+                        not_before_ms: not_before.max(now),
+                    });
+                }
+                Err(e) if is_conditional_failure(&e) => {
+                    tracing::warn!(
+                        "the order window lapsed while requests drained; opening it again"
+                    );
+                    self.past(deadline, "the order window")?;
+                }
+                Err(e) => {
+                    self.close(&id, now).await;
+                    return Err(store_error("confirming the order window", e));
+                }
+            }
+        }
+    }
+
+    /// Becomes the window's holder once no other holds it.
+    async fn take_window(&self, id: &str, deadline: Instant) -> Result<(), IbkrError> {
+        loop {
             let now = now_ms();
             let res = self
                 .client
@@ -589,10 +694,10 @@ impl DynamoDiscipline {
                 .table_name(&self.table)
                 .key("gateway", self.key())
                 .update_expression("SET #w = :me, #wu = :until")
-                .condition_expression("attribute_not_exists(#wu) OR #wu < :now")
+                .condition_expression("attribute_not_exists(#wu) OR #wu < :now OR #w = :me")
                 .expression_attribute_names("#w", "writer")
                 .expression_attribute_names("#wu", "writer_until")
-                .expression_attribute_values(":me", s(&id))
+                .expression_attribute_values(":me", s(id))
                 .expression_attribute_values(":now", num(now))
                 .expression_attribute_values(":until", num(now + ms(self.window_hold)))
                 .return_values_on_condition_check_failure(
@@ -601,7 +706,7 @@ impl DynamoDiscipline {
                 .send()
                 .await;
             match res {
-                Ok(_) => break,
+                Ok(_) => return Ok(()),
                 Err(e) if is_conditional_failure(&e) => {
                     let item = self.item_after_failure(&e).await?;
                     let until = get_num(&item, "writer_until").unwrap_or(0);
@@ -611,32 +716,28 @@ impl DynamoDiscipline {
                 Err(e) => return Err(store_error("opening the order window", e)),
             }
         }
-        // No request registers any more; wait for those registered to finish.
+    }
+
+    /// Waits until no registered request is live (pruning expired ones); returns
+    /// the next pacing slot.
+    async fn drain(&self, id: &str, deadline: Instant) -> Result<i64, IbkrError> {
         loop {
-            let item = match self.read_item().await {
-                Ok(item) => item,
-                Err(e) => {
-                    self.close(&id, now_ms()).await;
-                    return Err(e);
-                }
-            };
+            let item = self.read_item().await?;
             let now = now_ms();
+            if item.get("writer").and_then(|w| w.as_s().ok()) != Some(&id.to_string()) {
+                return Err(IbkrError::Discipline(
+                    "lost the order window while waiting for requests in flight".into(),
+                ));
+            }
             let live = get_map_nums(&item, "readers")
                 .iter()
                 .filter(|(_, until)| *until >= now)
                 .count();
             if live == 0 {
                 self.prune("readers", &item, now).await;
-                let not_before = get_num(&item, "next_slot").unwrap_or(0).max(now);
-                return Ok(WindowTicket {
-                    id,
-                    not_before_ms: not_before,
-                });
+                return Ok(get_num(&item, "next_slot").unwrap_or(0));
             }
-            if let Err(e) = self.past(deadline, "the requests in flight") {
-                self.close(&id, now).await;
-                return Err(e);
-            }
+            self.past(deadline, "the requests in flight")?;
             sleep_ms(20).await;
         }
     }

@@ -669,6 +669,7 @@ impl Broker for IbkrClient {
         };
         let placed = self.place_order(&req).await.map_err(broker_error)?;
         Ok(BrokerAck {
+            questions: placed.questions.iter().map(|q| q.summary()).collect(),
             broker_order_id: placed.order_id,
             status: OrderStatus::from_broker(&placed.status, Decimal::ZERO),
             raw_status: placed.status,

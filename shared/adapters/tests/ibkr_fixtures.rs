@@ -3,7 +3,6 @@
 //! and the fake gateway answers the same cases with the same shapes (field names
 //! and JSON types), so tests against the fake stand for tests against IBKR.
 
-
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -75,7 +74,11 @@ fn fixture(name: &str) -> Fixture {
     let v: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
     let strings = |k: &str| -> Vec<String> {
         v[k].as_array()
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let extra = v["documented_extra_fields"]
@@ -139,13 +142,7 @@ async fn answer(State(s): State<Served>, req: Request) -> Response {
 }
 
 async fn serve(routes: Vec<(Method, &str, Value)>) -> (IbkrClient, Served) {
-    serve_status(
-        routes
-            .into_iter()
-            .map(|(m, p, b)| (m, p, 200, b))
-            .collect(),
-    )
-    .await
+    serve_status(routes.into_iter().map(|(m, p, b)| (m, p, 200, b)).collect()).await
 }
 
 async fn serve_status(routes: Vec<(Method, &str, u16, Value)>) -> (IbkrClient, Served) {
@@ -288,7 +285,10 @@ async fn contract_fixtures_parse() {
         ),
         (265598, "AAPL", "STK", "APPLE INC")
     );
-    assert_eq!(log.log.lock().unwrap()[1].1, "/iserver/contract/265598/info");
+    assert_eq!(
+        log.log.lock().unwrap()[1].1,
+        "/iserver/contract/265598/info"
+    );
 }
 
 #[tokio::test]
@@ -315,7 +315,13 @@ async fn the_history_fixture_parses_with_its_volume_factor() {
     assert_eq!(bars.len(), 1);
     assert_eq!(bars[0].volume, 472_117.45);
     // Never more than IBKR's 1000 points: a 1000-bar request asks 1000d, not 4y.
-    let asked: Vec<String> = log.log.lock().unwrap().iter().map(|l| l.1.clone()).collect();
+    let asked: Vec<String> = log
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| l.1.clone())
+        .collect();
     assert!(asked.iter().all(|p| p == "/iserver/marketdata/history"));
 }
 
@@ -323,7 +329,11 @@ async fn the_history_fixture_parses_with_its_volume_factor() {
 async fn snapshot_fixtures_parse_and_an_unpriced_conid_keeps_the_others() {
     let (priced, _) = serve(vec![
         accounts_route(),
-        (Method::GET, "/iserver/marketdata/snapshot", body("snapshot")),
+        (
+            Method::GET,
+            "/iserver/marketdata/snapshot",
+            body("snapshot"),
+        ),
     ])
     .await;
     let (mixed, _) = serve(vec![
@@ -349,8 +359,14 @@ async fn snapshot_fixtures_parse_and_an_unpriced_conid_keeps_the_others() {
     let m = mixed.snapshot(&[265598, 8314]).await.unwrap();
     let p = preflight.snapshot(&[265598, 8314]).await;
 
-    assert_eq!((q[0].last, q[0].bid, q[0].ask), (Some(193.18), Some(193.06), Some(193.14)));
-    assert_eq!(m.iter().find(|x| x.conid == 265598).unwrap().price(), Some(193.18));
+    assert_eq!(
+        (q[0].last, q[0].bid, q[0].ask),
+        (Some(193.18), Some(193.06), Some(193.14))
+    );
+    assert_eq!(
+        m.iter().find(|x| x.conid == 265598).unwrap().price(),
+        Some(193.18)
+    );
     assert_eq!(m.iter().find(|x| x.conid == 8314).unwrap().price(), None);
     assert!(matches!(p, Err(IbkrError::Refused { .. })));
 }
@@ -359,17 +375,29 @@ async fn snapshot_fixtures_parse_and_an_unpriced_conid_keeps_the_others() {
 async fn order_fixtures_parse_placed_rejected_and_duplicate() {
     let (placed, _) = serve(vec![
         accounts_route(),
-        (Method::POST, "/iserver/account/", body("place_order_placed")),
+        (
+            Method::POST,
+            "/iserver/account/",
+            body("place_order_placed"),
+        ),
     ])
     .await;
     let (rejected, _) = serve(vec![
         accounts_route(),
-        (Method::POST, "/iserver/account/", body("place_order_rejected")),
+        (
+            Method::POST,
+            "/iserver/account/",
+            body("place_order_rejected"),
+        ),
     ])
     .await;
     let (duplicate, _) = serve(vec![
         accounts_route(),
-        (Method::POST, "/iserver/account/", body("place_order_duplicate")),
+        (
+            Method::POST,
+            "/iserver/account/",
+            body("place_order_duplicate"),
+        ),
     ])
     .await;
 
@@ -377,7 +405,10 @@ async fn order_fixtures_parse_placed_rejected_and_duplicate() {
     let r = rejected.place_order(&market_sell("c2")).await;
     let d = duplicate.place_order(&market_sell("c3")).await;
 
-    assert_eq!((p.order_id.as_str(), p.status.as_str()), ("1234567890", "Submitted"));
+    assert_eq!(
+        (p.order_id.as_str(), p.status.as_str()),
+        ("1234567890", "Submitted")
+    );
     assert!(matches!(r, Err(IbkrError::OrderRejected { message }) if message.contains("197.79")));
     assert!(matches!(d, Err(IbkrError::DuplicateOrder { coid }) if coid == "AAPL-BUY-100"));
 }
@@ -396,7 +427,11 @@ async fn the_market_order_questions_are_confirmed_and_the_price_question_decline
             "/iserver/reply/9a0b1c2d",
             body("place_order_question_o10153"),
         ),
-        (Method::POST, "/iserver/reply/1b2c3d4e", body("reply_placed")),
+        (
+            Method::POST,
+            "/iserver/reply/1b2c3d4e",
+            body("reply_placed"),
+        ),
     ])
     .await;
     let (far, far_log) = serve(vec![
@@ -406,7 +441,11 @@ async fn the_market_order_questions_are_confirmed_and_the_price_question_decline
             "/iserver/account/",
             body("place_order_question_o163"),
         ),
-        (Method::POST, "/iserver/reply/", json!({"error": "declined"})),
+        (
+            Method::POST,
+            "/iserver/reply/",
+            json!({"error": "declined"}),
+        ),
     ])
     .await;
 
@@ -422,7 +461,10 @@ async fn the_market_order_questions_are_confirmed_and_the_price_question_decline
         .filter(|l| l.1.starts_with("/iserver/reply/"))
         .map(|l| l.2.clone())
         .collect();
-    assert_eq!(replies, [json!({"confirmed": true}), json!({"confirmed": true})]);
+    assert_eq!(
+        replies,
+        [json!({"confirmed": true}), json!({"confirmed": true})]
+    );
     assert!(
         matches!(refused, Err(IbkrError::OrderRejected { message }) if message.contains("[o163]") && message.contains("Percentage constraint"))
     );
@@ -480,9 +522,21 @@ async fn live_order_fixtures_parse_and_the_preflight_is_not_an_empty_book() {
         (found.order_id, found.conid, found.status.as_str()),
         (1234568790, 265598, "Filled")
     );
-    assert_eq!((found.filled_quantity, found.avg_price), (5.0, Some(192.26)));
-    assert!(matches!(not_ready, Err(IbkrError::LiveOrdersNotReady { .. })));
-    let asked: Vec<String> = pre_log.log.lock().unwrap().iter().map(|l| l.1.clone()).collect();
+    assert_eq!(
+        (found.filled_quantity, found.avg_price),
+        (5.0, Some(192.26))
+    );
+    assert!(matches!(
+        not_ready,
+        Err(IbkrError::LiveOrdersNotReady { .. })
+    ));
+    let asked: Vec<String> = pre_log
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| l.1.clone())
+        .collect();
     assert_eq!(
         asked,
         [
@@ -514,10 +568,18 @@ async fn order_status_fixtures_parse_and_503_is_an_order_of_an_earlier_session()
     let e = gone.order_status("1799796559").await;
 
     assert_eq!(
-        (s.order_id, s.order_status.as_str(), s.cum_fill, s.average_price, s.side.as_str()),
+        (
+            s.order_id,
+            s.order_status.as_str(),
+            s.cum_fill,
+            s.average_price,
+            s.side.as_str()
+        ),
         (1799796559, "Filled", 5.0, Some(192.26), "S")
     );
-    assert!(matches!(e, Err(IbkrError::OrderNotInSession { order_id }) if order_id == "1799796559"));
+    assert!(
+        matches!(e, Err(IbkrError::OrderNotInSession { order_id }) if order_id == "1799796559")
+    );
 }
 
 #[tokio::test]
@@ -530,7 +592,10 @@ async fn the_trades_fixture_parses_without_an_order_id() {
 
     let e = &c.trades(Some(7)).await.unwrap()[0];
 
-    assert_eq!((e.conid, e.order_ref.as_str(), e.order_id), (265598, "Order123", None));
+    assert_eq!(
+        (e.conid, e.order_ref.as_str(), e.order_id),
+        (265598, "Order123", None)
+    );
     assert_eq!(e.commission, Some(Decimal::new(101, 2)));
     assert_eq!(e.price, Some(Decimal::new(19226, 2)));
     assert_eq!(e.net_amount, Some(Decimal::new(9613, 1)));
@@ -540,10 +605,22 @@ async fn the_trades_fixture_parses_without_an_order_id() {
 #[tokio::test]
 async fn cancel_and_portfolio_fixtures_parse() {
     let (c, _) = serve(vec![
-        (Method::DELETE, "/iserver/account/U1234567/order/123456789", body("cancel")),
-        (Method::DELETE, "/iserver/account/U1234567/order/1", body("cancel_error")),
+        (
+            Method::DELETE,
+            "/iserver/account/U1234567/order/123456789",
+            body("cancel"),
+        ),
+        (
+            Method::DELETE,
+            "/iserver/account/U1234567/order/1",
+            body("cancel_error"),
+        ),
         (Method::GET, "/portfolio/accounts", json!([])),
-        (Method::GET, "/portfolio/U1234567/positions/", body("positions")),
+        (
+            Method::GET,
+            "/portfolio/U1234567/positions/",
+            body("positions"),
+        ),
         (Method::GET, "/portfolio/U1234567/summary", body("summary")),
         (Method::GET, "/portfolio/U1234567/ledger", body("ledger")),
     ])
@@ -556,10 +633,16 @@ async fn cancel_and_portfolio_fixtures_parse() {
     let ledger = c.ledger().await.unwrap();
 
     assert_eq!(ack.order_id, 123456789);
-    assert!(matches!(unknown, Err(IbkrError::Refused { message, .. }) if message.contains("doesn't exist")));
+    assert!(
+        matches!(unknown, Err(IbkrError::Refused { message, .. }) if message.contains("doesn't exist"))
+    );
     assert_eq!(positions.len(), 3);
     assert_eq!(
-        (positions[1].conid, positions[1].position, positions[1].avg_cost),
+        (
+            positions[1].conid,
+            positions[1].position,
+            positions[1].avg_cost
+        ),
         (76792991, 7.0, 221.67142855)
     );
     assert_eq!(summary.net_liquidation, Some(215_721_776.0));
@@ -693,15 +776,27 @@ async fn fake_answers() -> BTreeMap<&'static str, (u16, Value)> {
         json!({ "orders": [o] })
     };
     let mut a = BTreeMap::new();
-    f.call(M::POST, "/fake/price", Some(json!({"conid": 265598, "price": 100.0})))
-        .await;
-    a.insert("auth_status", f.call(M::POST, "/iserver/auth/status", Some(json!({}))).await);
+    f.call(
+        M::POST,
+        "/fake/price",
+        Some(json!({"conid": 265598, "price": 100.0})),
+    )
+    .await;
+    a.insert(
+        "auth_status",
+        f.call(M::POST, "/iserver/auth/status", Some(json!({})))
+            .await,
+    );
     a.insert("tickle", f.call(M::POST, "/tickle", Some(json!({}))).await);
     a.insert("accounts", f.call(M::GET, "/iserver/accounts", None).await);
     a.insert(
         "secdef_search",
-        f.call(M::GET, "/iserver/secdef/search?symbol=APPLE&name=true", None)
-            .await,
+        f.call(
+            M::GET,
+            "/iserver/secdef/search?symbol=APPLE&name=true",
+            None,
+        )
+        .await,
     );
     a.insert(
         "contract_info",
@@ -718,55 +813,102 @@ async fn fake_answers() -> BTreeMap<&'static str, (u16, Value)> {
     );
     let snap = "/iserver/marketdata/snapshot?conids=265598,8314&fields=31,84,86";
     a.insert("snapshot_preflight", f.call(M::GET, snap, None).await);
-    f.call(M::POST, "/fake/market-data", Some(json!({"conid": 8314, "available": false})))
-        .await;
+    f.call(
+        M::POST,
+        "/fake/market-data",
+        Some(json!({"conid": 8314, "available": false})),
+    )
+    .await;
     a.insert(
         "snapshot",
-        f.call(M::GET, "/iserver/marketdata/snapshot?conids=265598&fields=31,84,86", None)
-            .await,
+        f.call(
+            M::GET,
+            "/iserver/marketdata/snapshot?conids=265598&fields=31,84,86",
+            None,
+        )
+        .await,
     );
     a.insert("snapshot_unpriced", f.call(M::GET, snap, None).await);
     a.insert(
         "suppress",
-        f.call(M::POST, "/iserver/questions/suppress", Some(json!({"messageIds": ["o354"]})))
-            .await,
+        f.call(
+            M::POST,
+            "/iserver/questions/suppress",
+            Some(json!({"messageIds": ["o354"]})),
+        )
+        .await,
     );
     a.insert(
         "place_order_placed",
-        f.call(M::POST, &orders, Some(order("fx-1", "LMT", "BUY", 5.0, Some(99.0))))
-            .await,
+        f.call(
+            M::POST,
+            &orders,
+            Some(order("fx-1", "LMT", "BUY", 5.0, Some(99.0))),
+        )
+        .await,
     );
     let far = f
-        .call(M::POST, &orders, Some(order("fx-2", "LMT", "BUY", 5.0, Some(80.0))))
+        .call(
+            M::POST,
+            &orders,
+            Some(order("fx-2", "LMT", "BUY", 5.0, Some(80.0))),
+        )
         .await;
     let far_id = far.1[0]["id"].as_str().unwrap_or_default().to_string();
     a.insert("place_order_question_o163", far);
-    f.call(M::POST, &format!("/iserver/reply/{far_id}"), Some(json!({"confirmed": false})))
-        .await;
+    f.call(
+        M::POST,
+        &format!("/iserver/reply/{far_id}"),
+        Some(json!({"confirmed": false})),
+    )
+    .await;
     let q1 = f
-        .call(M::POST, &orders, Some(order("fx-3", "MKT", "SELL", 5.0, None)))
+        .call(
+            M::POST,
+            &orders,
+            Some(order("fx-3", "MKT", "SELL", 5.0, None)),
+        )
         .await;
     let q1_id = q1.1[0]["id"].as_str().unwrap_or_default().to_string();
     a.insert("place_order_question_o10151", q1);
     let q2 = f
-        .call(M::POST, &format!("/iserver/reply/{q1_id}"), Some(json!({"confirmed": true})))
+        .call(
+            M::POST,
+            &format!("/iserver/reply/{q1_id}"),
+            Some(json!({"confirmed": true})),
+        )
         .await;
     let q2_id = q2.1[0]["id"].as_str().unwrap_or_default().to_string();
     a.insert("place_order_question_o10153", q2);
     let placed = f
-        .call(M::POST, &format!("/iserver/reply/{q2_id}"), Some(json!({"confirmed": true})))
+        .call(
+            M::POST,
+            &format!("/iserver/reply/{q2_id}"),
+            Some(json!({"confirmed": true})),
+        )
         .await;
-    let market_id = placed.1[0]["order_id"].as_str().unwrap_or_default().to_string();
+    let market_id = placed.1[0]["order_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     a.insert("reply_placed", placed);
     a.insert(
         "place_order_rejected",
-        f.call(M::POST, &orders, Some(order("fx-4", "MKT", "SELL", 0.0, None)))
-            .await,
+        f.call(
+            M::POST,
+            &orders,
+            Some(order("fx-4", "MKT", "SELL", 0.0, None)),
+        )
+        .await,
     );
     a.insert(
         "place_order_duplicate",
-        f.call(M::POST, &orders, Some(order("fx-3", "MKT", "SELL", 5.0, None)))
-            .await,
+        f.call(
+            M::POST,
+            &orders,
+            Some(order("fx-3", "MKT", "SELL", 5.0, None)),
+        )
+        .await,
     );
     a.insert(
         "live_orders_preflight",
@@ -780,10 +922,17 @@ async fn fake_answers() -> BTreeMap<&'static str, (u16, Value)> {
     a.insert("live_orders", (status, live));
     a.insert(
         "order_status",
-        f.call(M::GET, &format!("/iserver/account/order/status/{market_id}"), None)
-            .await,
+        f.call(
+            M::GET,
+            &format!("/iserver/account/order/status/{market_id}"),
+            None,
+        )
+        .await,
     );
-    a.insert("trades", f.call(M::GET, "/iserver/account/trades", None).await);
+    a.insert(
+        "trades",
+        f.call(M::GET, "/iserver/account/trades", None).await,
+    );
     let (_, working) = f.call(M::GET, "/fake/orders", None).await;
     let working_id = working["orders"]
         .as_array()
@@ -792,8 +941,12 @@ async fn fake_answers() -> BTreeMap<&'static str, (u16, Value)> {
         .unwrap_or_default();
     a.insert(
         "cancel",
-        f.call(M::DELETE, &format!("/iserver/account/{acct}/order/{working_id}"), None)
-            .await,
+        f.call(
+            M::DELETE,
+            &format!("/iserver/account/{acct}/order/{working_id}"),
+            None,
+        )
+        .await,
     );
     a.insert(
         "cancel_error",
@@ -803,26 +956,35 @@ async fn fake_answers() -> BTreeMap<&'static str, (u16, Value)> {
     f.call(M::GET, "/portfolio/accounts", None).await;
     a.insert(
         "positions",
-        f.call(M::GET, &format!("/portfolio/{acct}/positions/0"), None).await,
+        f.call(M::GET, &format!("/portfolio/{acct}/positions/0"), None)
+            .await,
     );
     a.insert(
         "summary",
-        f.call(M::GET, &format!("/portfolio/{acct}/summary"), None).await,
+        f.call(M::GET, &format!("/portfolio/{acct}/summary"), None)
+            .await,
     );
     a.insert(
         "ledger",
-        f.call(M::GET, &format!("/portfolio/{acct}/ledger"), None).await,
+        f.call(M::GET, &format!("/portfolio/{acct}/ledger"), None)
+            .await,
     );
-    f.call(M::POST, "/fake/session-reset", Some(json!({}))).await;
+    f.call(M::POST, "/fake/session-reset", Some(json!({})))
+        .await;
     a.insert(
         "order_status_earlier_session",
-        f.call(M::GET, &format!("/iserver/account/order/status/{market_id}"), None)
-            .await,
+        f.call(
+            M::GET,
+            &format!("/iserver/account/order/status/{market_id}"),
+            None,
+        )
+        .await,
     );
     f.call(M::POST, "/fake/expire", Some(json!({}))).await;
     a.insert(
         "auth_status_not_authenticated",
-        f.call(M::POST, "/iserver/auth/status", Some(json!({}))).await,
+        f.call(M::POST, "/iserver/auth/status", Some(json!({})))
+            .await,
     );
     a
 }
@@ -839,7 +1001,10 @@ async fn the_fake_answers_every_fixtures_case_with_the_fixtures_shape() {
             continue;
         };
         if *status != fx.status {
-            diffs.push(format!("{name}: IBKR answers {}, the fake {status} ({got})", fx.status));
+            diffs.push(format!(
+                "{name}: IBKR answers {}, the fake {status} ({got})",
+                fx.status
+            ));
         }
         if fx.body_published {
             if got.is_null() {
@@ -864,5 +1029,9 @@ async fn the_shape_check_catches_a_fake_that_adds_an_order_id_to_trades_rows() {
 
     assert_eq!(diffs.len(), 2, "{diffs:?}");
     assert!(diffs.iter().any(|d| d.contains("invents `order_id`")));
-    assert!(diffs.iter().any(|d| d.contains("/0/conid: IBKR sends number, the fake string")));
+    assert!(
+        diffs
+            .iter()
+            .any(|d| d.contains("/0/conid: IBKR sends number, the fake string"))
+    );
 }
