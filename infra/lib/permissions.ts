@@ -29,6 +29,8 @@ export interface FunctionPermissions {
 }
 
 const LINEAGE = 'tradeflow-lineage';
+// Every IBKR caller keeps the gateway-wide discipline (pacing, order window) in this table.
+const GATEWAY = 'tradeflow-gateway';
 
 export const PERMISSIONS: Record<string, FunctionPermissions> = {
   'load-strategy': {
@@ -37,7 +39,7 @@ export const PERMISSIONS: Record<string, FunctionPermissions> = {
     bucket: 'write',
   },
   'fetch-market-data': {
-    readWrite: ['tradeflow-symbols', LINEAGE],
+    readWrite: ['tradeflow-symbols', LINEAGE, GATEWAY],
     bucket: 'readWrite',
     ibkr: true,
   },
@@ -53,18 +55,18 @@ export const PERMISSIONS: Record<string, FunctionPermissions> = {
   'parse-signal': { readWrite: [LINEAGE], bucket: 'readWrite' },
   'place-order': {
     read: ['tradeflow-positions', 'tradeflow-portfolio', 'tradeflow-trades'],
-    readWrite: ['tradeflow-orders', LINEAGE],
+    readWrite: ['tradeflow-orders', LINEAGE, GATEWAY],
     bucket: 'write',
     ibkr: true,
   },
   'check-order': {
-    readWrite: ['tradeflow-orders', LINEAGE],
+    readWrite: ['tradeflow-orders', LINEAGE, GATEWAY],
     bucket: 'write',
     ibkr: true,
     putEvents: true,
   },
   'update-portfolio': {
-    readWrite: ['tradeflow-orders', 'tradeflow-positions', 'tradeflow-trades', 'tradeflow-portfolio', LINEAGE],
+    readWrite: ['tradeflow-orders', 'tradeflow-positions', 'tradeflow-trades', 'tradeflow-portfolio', LINEAGE, GATEWAY],
     bucket: 'write',
     ibkr: true,
     putEvents: true,
@@ -82,16 +84,16 @@ export const PERMISSIONS: Record<string, FunctionPermissions> = {
       'tradeflow-trades',
       'tradeflow-portfolio',
     ],
-    readWrite: ['tradeflow-strategies', 'tradeflow-prompts', 'tradeflow-symbols'],
+    readWrite: ['tradeflow-strategies', 'tradeflow-prompts', 'tradeflow-symbols', GATEWAY],
     bucket: 'read',
     ibkr: true,
     schedules: true,
   },
   'position-monitor': {
     read: ['tradeflow-strategies', 'tradeflow-portfolio'],
-    readWrite: ['tradeflow-positions', 'tradeflow-orders', 'tradeflow-trades'],
+    readWrite: ['tradeflow-positions', 'tradeflow-orders', 'tradeflow-trades', GATEWAY],
     ibkr: true,
     putEvents: true,
   },
-  'session-keepalive': { ibkr: true },
+  'session-keepalive': { readWrite: [GATEWAY], ibkr: true },
 };

@@ -433,15 +433,17 @@ impl DynamoDiscipline {
     }
 
     /// Registers the request and takes its global slot (and a history permit) in
-    /// one conditional update; returns the slot's epoch ms. The slot is taken
-    /// twice the usual round trip ahead, so it is usually still ahead when the
-    /// answer arrives. The ticket is valid until the latest slot it can get plus
-    /// the request's hold.
+    /// one conditional update; returns the slot's epoch ms. When round trips are
+    /// slow the slot is taken ahead, so the answer usually arrives before it (a
+    /// slot missed by more than `LATE_MS` is given up). The ticket is valid until
+    /// the latest slot it can get plus the request's hold.
     async fn register(&self, id: &str, history: bool, deadline: Instant) -> Result<i64, IbkrError> {
         let interval = ms(self.limits.global_interval);
         loop {
             let now = now_ms();
-            let lead = (2 * self.rtt_ms.load(Ordering::Relaxed)).clamp(10, MAX_LEAD_MS);
+            // Late by up to LATE_MS is fine (see there): lead only what a round trip
+            // may exceed that by, so an idle gateway costs no wait at all.
+            let lead = (2 * self.rtt_ms.load(Ordering::Relaxed) - LATE_MS).clamp(0, MAX_LEAD_MS);
             let earliest = now + lead;
             let latest_slot = now + ms(self.queue_max);
             let until = latest_slot + ms(self.request_hold);
