@@ -104,7 +104,7 @@ fn lambda(gw: &Gw, shared: Option<Arc<dyn GatewayDiscipline>>) -> IbkrClient {
 }
 
 fn order(coid: String, i: usize) -> OrderRequest {
-    let market = i % 2 == 0;
+    let market = i.is_multiple_of(2);
     OrderRequest {
         conid: AAPL,
         coid,

@@ -229,7 +229,7 @@ fn every_fixture_file_is_listed_cites_its_source_and_names_its_endpoint() {
             "{name}: {}",
             f.endpoint
         );
-        assert!(f.body_published == !f.body.is_null(), "{name}");
+        assert_eq!(f.body_published, !f.body.is_null(), "{name}");
     }
 }
 

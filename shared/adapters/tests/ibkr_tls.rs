@@ -26,21 +26,27 @@ struct Pki {
 }
 
 fn pki() -> Pki {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("test TLS setup");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params.clone(), KeyPair::generate().unwrap()).unwrap();
-    let other_ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let ca = CertifiedIssuer::self_signed(
+        ca_params.clone(),
+        KeyPair::generate().expect("test TLS setup"),
+    )
+    .expect("test TLS setup");
+    let other_ca =
+        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("test TLS setup"))
+            .expect("test TLS setup");
     let names = vec!["localhost".to_string()];
-    let key = KeyPair::generate().unwrap();
+    let key = KeyPair::generate().expect("test TLS setup");
     let cert = CertificateParams::new(names.clone())
-        .unwrap()
+        .expect("test TLS setup")
         .signed_by(&key, &ca)
-        .unwrap();
-    let impostor_key = KeyPair::generate().unwrap();
+        .expect("test TLS setup");
+    let impostor_key = KeyPair::generate().expect("test TLS setup");
     let impostor = CertificateParams::new(names)
-        .unwrap()
+        .expect("test TLS setup")
         .self_signed(&impostor_key)
-        .unwrap();
+        .expect("test TLS setup");
     let der = |k: &KeyPair| PrivateKeyDer::from(PrivatePkcs8KeyDer::from(k.serialize_der()));
     Pki {
         ca_pem: ca.pem(),
@@ -61,15 +67,15 @@ async fn serve(s: &Served) -> SocketAddr {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .unwrap()
+        .expect("test TLS setup")
         .with_no_client_auth()
         .with_single_cert(vec![s.cert.clone()], s.key.clone_key())
-        .unwrap();
+        .expect("test TLS setup");
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
+        .expect("test TLS setup");
+    let addr = listener.local_addr().expect("test TLS setup");
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
