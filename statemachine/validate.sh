@@ -63,6 +63,17 @@ for (const [name, s] of tasks) {
   const fn = byArn.get(m[1]);
   if (!fn) { problems.push(`Task ${name}: \${${m[1]}} is no function's asl_arn in infra/resources.json`); continue; }
   if (fn.step !== name) problems.push(`Task ${name}: \${${m[1]}} belongs to function ${fn.name} whose step is ${fn.step}`);
+  // Every step is idempotent, so a crash or a timeout is retried like a Transient
+  // error (issue 12), and the task outlives its function, so Step Functions sees the
+  // function's own timeout (infra: 100 s unless resources.json says otherwise).
+  const retried = new Set((s.Retry ?? []).flatMap((r) => r.ErrorEquals));
+  for (const e of ['Transient', 'Lambda.Unknown', 'Sandbox.Timedout', 'States.Timeout']) {
+    if (!retried.has(e)) problems.push(`Task ${name}: no Retry on ${e}`);
+  }
+  const fnTimeout = fn.timeout ?? 100;
+  if (!(s.TimeoutSeconds > fnTimeout)) {
+    problems.push(`Task ${name}: TimeoutSeconds ${s.TimeoutSeconds} must exceed the function timeout ${fnTimeout} s`);
+  }
 }
 for (const f of fns) {
   if (!tasks.has(f.step)) problems.push(`function ${f.name}: step ${f.step} is not a Task state in ${file}`);

@@ -54,13 +54,15 @@ export const PERMISSIONS: Record<string, FunctionPermissions> = {
   },
   'parse-signal': { readWrite: [LINEAGE], bucket: 'readWrite' },
   'place-order': {
-    read: ['tradeflow-positions', 'tradeflow-portfolio', 'tradeflow-trades'],
-    readWrite: ['tradeflow-orders', LINEAGE, GATEWAY],
+    read: ['tradeflow-portfolio', 'tradeflow-trades'],
+    // Positions: entry/exit claims, contract claims and the account item (issue 12).
+    readWrite: ['tradeflow-orders', 'tradeflow-positions', LINEAGE, GATEWAY],
     bucket: 'write',
     ibkr: true,
   },
   'check-order': {
-    readWrite: ['tradeflow-orders', LINEAGE, GATEWAY],
+    // A fill commits order, position, trade and the account's day in one transaction.
+    readWrite: ['tradeflow-orders', 'tradeflow-positions', 'tradeflow-trades', LINEAGE, GATEWAY],
     bucket: 'write',
     ibkr: true,
     putEvents: true,
@@ -91,7 +93,9 @@ export const PERMISSIONS: Record<string, FunctionPermissions> = {
   },
   'position-monitor': {
     read: ['tradeflow-strategies', 'tradeflow-portfolio'],
-    readWrite: ['tradeflow-positions', 'tradeflow-orders', 'tradeflow-trades', GATEWAY],
+    // Lineage: the reconciler records each run that changed or found something.
+    readWrite: ['tradeflow-positions', 'tradeflow-orders', 'tradeflow-trades', LINEAGE, GATEWAY],
+    bucket: 'write',
     ibkr: true,
     putEvents: true,
   },

@@ -6,12 +6,19 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use rust_decimal::Decimal;
+use rust_decimal::prelude::FromPrimitive;
 use serde_json::Value;
 use tradeflow_adapters::Deps;
 use tradeflow_adapters::schedules::Schedules;
 use tradeflow_adapters::workflow::{self, Finished};
+use tradeflow_core::analyst::rules_answer;
+use tradeflow_core::indicators::{IndicatorSpec, compute_all};
 use tradeflow_core::lineage::LineageRecord;
+use tradeflow_core::market::Timeframe;
+use tradeflow_core::signal::{Action, Signal, StructuredAnswer, from_structured};
 use tradeflow_core::strategy::Strategy;
+use tradeflow_core::synthetic::KNOWN_CONTRACTS;
 
 pub struct Stack {
     pub deps: Deps,
@@ -128,6 +135,19 @@ impl FakeIbkr {
     /// The control client of the stack's gateway.
     pub fn of(stack: &Stack) -> Self {
         Self::new(&stack.deps.config.ibkr_base_url)
+    }
+
+    /// Clears every injected fault (`DELETE /fake/faults`).
+    ///
+    /// # Errors
+    /// HTTP errors.
+    pub async fn clear_faults(&self) -> anyhow::Result<()> {
+        self.http
+            .delete(format!("{}/faults", self.base))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
     }
 
     /// Calls a control endpoint.
@@ -387,4 +407,60 @@ impl Drop for LoginOnDrop {
 pub async fn gateway_lock() -> tokio::sync::MutexGuard<'static, ()> {
     static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     LOCK.lock().await
+}
+
+/// A strategy setup that the rules analyst reads as BUY today, found the way the
+/// workflow computes it (same bars from the gateway, same indicators, same analyst).
+pub struct BuySetup {
+    pub conid: i64,
+    pub symbol: &'static str,
+    pub indicators: Vec<IndicatorSpec>,
+    pub signal: Signal,
+    pub close: Decimal,
+}
+
+/// # Errors
+/// Gateway errors.
+pub async fn buy_setups(stack: &Stack) -> anyhow::Result<Vec<BuySetup>> {
+    let ibkr = stack.deps.ibkr()?;
+    let mut out = Vec::new();
+    for &(conid, symbol, _, _) in KNOWN_CONTRACTS {
+        let bars = ibkr.bars(conid, Timeframe::Daily, 500).await?;
+        let close = bars.last().context("no bars")?.close;
+        'periods: for sma in [20, 10, 50, 5, 100, 200] {
+            for rsi in [14, 30] {
+                let indicators = vec![
+                    IndicatorSpec::Sma { period: sma },
+                    IndicatorSpec::Rsi { period: rsi },
+                    IndicatorSpec::Atr { period: 14 },
+                ];
+                let latest = compute_all(&indicators, &bars)?
+                    .iter()
+                    .filter_map(|s| Some((s.name.clone(), s.latest()?)))
+                    .collect();
+                let answer: StructuredAnswer = serde_json::from_str(&rules_answer(close, &latest))?;
+                let signal = from_structured(&answer, close);
+                if signal.action == Action::Buy {
+                    out.push(BuySetup {
+                        conid,
+                        symbol,
+                        indicators,
+                        signal,
+                        close: Decimal::from_f64(close).context("close")?.round_dp(2),
+                    });
+                    break 'periods;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A live (not dry-run) strategy on a setup.
+pub fn live_strategy(id: &str, setup: &BuySetup) -> Strategy {
+    let mut s = strategy(id, setup.conid, setup.symbol);
+    s.dry_run = false;
+    s.indicators = setup.indicators.clone();
+    s.bars = 500;
+    s
 }

@@ -853,3 +853,66 @@ async fn an_execution_that_failed_before_its_strategy_loaded_is_served_with_its_
         "{name} not recent: {recent}"
     );
 }
+
+#[tokio::test]
+async fn same_second_runs_answer_with_the_started_execution_and_an_inactive_strategy_409() {
+    let (api, stack) = (Api::from_env(), Stack::connect().await.unwrap());
+    let id = unique("api-burst");
+    assert_eq!(
+        api.post("strategies", &strategy_body(&id)).await.0,
+        StatusCode::CREATED
+    );
+    let path = format!("strategies/{id}/run");
+
+    let mut burst = tokio::task::JoinSet::new();
+    for _ in 0..12 {
+        let path = path.clone();
+        burst.spawn(async move { Api::from_env().post(&path, &json!({})).await });
+    }
+    let answers: Vec<(StatusCode, Value)> = burst.join_all().await;
+
+    let started: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::ACCEPTED)
+        .map(|(_, b)| b)
+        .collect();
+    let mut names: Vec<&str> = answers
+        .iter()
+        .map(|(s, b)| {
+            assert!(
+                *s == StatusCode::ACCEPTED || *s == StatusCode::OK,
+                "{s}: {b}"
+            );
+            b["execution_id"].as_str().unwrap()
+        })
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    // One start per distinct second; every other answer names a started run.
+    assert_eq!(started.len(), names.len(), "{answers:?}");
+    for (s, b) in &answers {
+        if *s == StatusCode::OK {
+            assert_eq!(b["already_started"], true, "{b}");
+        }
+    }
+    for name in &names {
+        let arn = answers
+            .iter()
+            .find(|(_, b)| b["execution_id"] == *name)
+            .map(|(_, b)| b["execution_arn"].as_str().unwrap().to_string())
+            .unwrap();
+        let done = workflow::wait(&stack.sfn, &arn, Duration::from_secs(600))
+            .await
+            .unwrap();
+        assert_eq!(done.status, "SUCCEEDED", "{name}: {:?}", done.cause);
+    }
+
+    let (status, _) = api
+        .post(&format!("strategies/{id}/deactivate"), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = api.post(&path, &json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body.to_string().contains("inactive"), "{body}");
+    api.delete(&format!("strategies/{id}")).await;
+}

@@ -139,7 +139,7 @@ async fn ten_executions_with_the_monitor_and_the_keep_alive_break_no_gateway_rul
     for done in &finished {
         assert_eq!(done.status, "SUCCEEDED", "cause: {:?}", done.cause);
     }
-    let book = stack.deps.order_book();
+    let book = stack.deps.books();
     let mut placed = 0;
     for id in &ids {
         let exec = format!("{id}-manual");
@@ -183,7 +183,7 @@ async fn a_stop_exit_is_placed_and_filled_under_the_default_policy_while_the_gat
         .find(|c| !buys.contains(&c.0))
         .unwrap_or(&KNOWN_CONTRACTS[0]);
     let id = unique("it-gw-stop");
-    let book = stack.deps.order_book();
+    let book = stack.deps.books();
     let mut s = strategy(&id, conid, symbol);
     s.market.always_open = true;
     stack.put_strategy(&s).await.unwrap();
@@ -207,6 +207,9 @@ async fn a_stop_exit_is_placed_and_filled_under_the_default_policy_while_the_gat
         closed_at: None,
         exit_order_id: None,
         exit_attempts: 0,
+        exit_claimed_at: None,
+        entry_order_id: None,
+        entry_claimed_at: None,
         version: 0,
     };
     book.save_position(&mut p).await.unwrap();

@@ -10,74 +10,21 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::FromPrimitive;
 use serde_json::{Value, json};
 use tradeflow_adapters::workflow::entered_states;
-use tradeflow_core::analyst::rules_answer;
-use tradeflow_core::indicators::{IndicatorSpec, compute_all};
 use tradeflow_core::market::Timeframe;
 use tradeflow_core::orders::{Order, OrderStatus, OrderStore, client_order_id};
 use tradeflow_core::portfolio::{Position, Trade};
 use tradeflow_core::risk::{EntryRequest, size_entry};
-use tradeflow_core::signal::{Action, Signal, StructuredAnswer, from_structured};
+use tradeflow_core::signal::Signal;
 use tradeflow_core::strategy::Strategy;
 use tradeflow_core::synthetic::KNOWN_CONTRACTS;
-use tradeflow_integration_tests::{FakeIbkr, Stack, gateway_lock, strategy, unique};
-
-/// A strategy setup that the rules analyst reads as BUY today, found the way the
-/// workflow computes it (same bars from the gateway, same indicators, same analyst).
-struct BuySetup {
-    conid: i64,
-    symbol: &'static str,
-    indicators: Vec<IndicatorSpec>,
-    signal: Signal,
-    close: Decimal,
-}
-
-async fn buy_setups(stack: &Stack) -> anyhow::Result<Vec<BuySetup>> {
-    let ibkr = stack.deps.ibkr()?;
-    let mut out = Vec::new();
-    for &(conid, symbol, _, _) in KNOWN_CONTRACTS {
-        let bars = ibkr.bars(conid, Timeframe::Daily, 500).await?;
-        let close = bars.last().context("no bars")?.close;
-        'periods: for sma in [20, 10, 50, 5, 100, 200] {
-            for rsi in [14, 30] {
-                let indicators = vec![
-                    IndicatorSpec::Sma { period: sma },
-                    IndicatorSpec::Rsi { period: rsi },
-                    IndicatorSpec::Atr { period: 14 },
-                ];
-                let latest = compute_all(&indicators, &bars)?
-                    .iter()
-                    .filter_map(|s| Some((s.name.clone(), s.latest()?)))
-                    .collect();
-                let answer: StructuredAnswer = serde_json::from_str(&rules_answer(close, &latest))?;
-                let signal = from_structured(&answer, close);
-                if signal.action == Action::Buy {
-                    out.push(BuySetup {
-                        conid,
-                        symbol,
-                        indicators,
-                        signal,
-                        close: Decimal::from_f64(close).context("close")?.round_dp(2),
-                    });
-                    break 'periods;
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn live_strategy(id: &str, setup: &BuySetup) -> Strategy {
-    let mut s = strategy(id, setup.conid, setup.symbol);
-    s.dry_run = false;
-    s.indicators = setup.indicators.clone();
-    s.bars = 500;
-    s
-}
+use tradeflow_integration_tests::{
+    FakeIbkr, Stack, buy_setups, gateway_lock, live_strategy, strategy, unique,
+};
 
 /// The quantity place_order must size (the fake account's cash never binds here).
 fn expected_quantity(s: &Strategy, sig: &Signal) -> Decimal {
@@ -100,7 +47,7 @@ fn expected_quantity(s: &Strategy, sig: &Signal) -> Decimal {
 async fn order_item(stack: &Stack, order_id: &str) -> Order {
     stack
         .deps
-        .order_book()
+        .books()
         .get(order_id)
         .await
         .expect("order store")
@@ -182,7 +129,7 @@ async fn a_live_order_is_placed_tracked_through_a_partial_fill_and_filled_via_th
 
     let p: Position = stack
         .deps
-        .order_book()
+        .books()
         .position(&id, setup.conid)
         .await
         .unwrap()
@@ -348,7 +295,7 @@ async fn the_monitor_exits_a_position_once_when_the_price_crosses_its_stop() {
         .find(|c| !buys.contains(&c.0))
         .unwrap();
     let id = unique("it-stop");
-    let book = stack.deps.order_book();
+    let book = stack.deps.books();
     // Watched at any hour: the test must not depend on New York being open.
     let mut s = strategy(&id, conid, symbol);
     s.market.always_open = true;
@@ -374,6 +321,9 @@ async fn the_monitor_exits_a_position_once_when_the_price_crosses_its_stop() {
         closed_at: None,
         exit_order_id: None,
         exit_attempts: 0,
+        exit_claimed_at: None,
+        entry_order_id: None,
+        entry_claimed_at: None,
         version: 0,
     };
     book.save_position(&mut p).await.unwrap();
@@ -486,7 +436,7 @@ async fn commissions_reported_after_the_last_fill_are_back_filled_by_the_monitor
     let _gateway = gateway_lock().await;
     let stack = Stack::connect().await.unwrap();
     let fake = FakeIbkr::of(&stack);
-    let book = stack.deps.order_book();
+    let book = stack.deps.books();
     let setups = buy_setups(&stack).await.unwrap();
     // Another contract than the other ordering tests when there is one: its price moves.
     let setup = setups
@@ -651,7 +601,7 @@ async fn the_monitor_leaves_a_crossed_stop_alone_while_the_market_is_closed() {
     s.market.close = close.into();
     assert!(!s.market.clock().unwrap().is_open(now));
     stack.deps.store().put_strategy(&s).await.unwrap();
-    let book = stack.deps.order_book();
+    let book = stack.deps.books();
     let ibkr = stack.deps.ibkr().unwrap();
     let last = ibkr.bars(conid, Timeframe::Daily, 1).await.unwrap()[0].close;
     let last = Decimal::from_f64(last).unwrap().round_dp(2);
@@ -676,6 +626,9 @@ async fn the_monitor_leaves_a_crossed_stop_alone_while_the_market_is_closed() {
         closed_at: None,
         exit_order_id: None,
         exit_attempts: 0,
+        exit_claimed_at: None,
+        entry_order_id: None,
+        entry_claimed_at: None,
         version: 0,
     };
     book.save_position(&mut p).await.unwrap();
@@ -787,4 +740,172 @@ async fn the_kill_switch_counts_this_trading_days_losses_and_not_yesterdays() {
         "{over}"
     );
     assert_eq!(over["order"], Value::Null);
+}
+
+/// The BUY orders the fake gateway accepted for `coids`.
+async fn entries_at_broker(fake: &FakeIbkr, coids: &[String]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for c in coids {
+        out.extend(fake.orders_with_ref(c).await.expect("fake orders"));
+    }
+    out
+}
+
+#[tokio::test]
+async fn overlapping_runs_of_a_strategy_place_one_entry_at_the_broker() {
+    let _gateway = gateway_lock().await;
+    let stack = Stack::connect().await.unwrap();
+    let fake = FakeIbkr::of(&stack);
+    let setups = buy_setups(&stack).await.unwrap();
+    let setup = setups.first().expect("no contract reads as BUY today");
+    let id = unique("it-overlap");
+    stack
+        .put_strategy(&live_strategy(&id, setup))
+        .await
+        .unwrap();
+    fake.price(setup.conid, setup.close, None).await.unwrap();
+    let names: Vec<String> = (0..3).map(|n| format!("{id}-run{n}")).collect();
+
+    let input = json!({"strategy_id": id});
+    let (a, b, c) = tokio::join!(
+        stack.run(&names[0], &input),
+        stack.run(&names[1], &input),
+        stack.run(&names[2], &input),
+    );
+
+    for done in [a.unwrap(), b.unwrap(), c.unwrap()] {
+        assert_eq!(done.status, "SUCCEEDED", "{:?}", done.cause);
+    }
+    let coids: Vec<String> = names.iter().map(|n| client_order_id(n, "entry")).collect();
+    let at_broker = entries_at_broker(&fake, &coids).await;
+    assert_eq!(
+        at_broker.len(),
+        1,
+        "one entry for max_open_positions 1: {at_broker:?}"
+    );
+    let mut reasons = Vec::new();
+    for n in &names {
+        let lineage = stack.lineage(n).await.unwrap();
+        let place = lineage
+            .iter()
+            .find(|r| r.step_name == "place_order")
+            .unwrap();
+        reasons.push(place.output.as_ref().unwrap()["reason"].clone());
+    }
+    let refused = reasons
+        .iter()
+        .filter(|r| {
+            let r = r.as_str().unwrap_or_default();
+            r.contains("already working") || r.contains("already long")
+        })
+        .count();
+    assert_eq!(refused, 2, "{reasons:?}");
+}
+
+#[tokio::test]
+async fn an_inactive_strategy_does_not_run() {
+    let stack = Stack::connect().await.unwrap();
+    let id = unique("it-inactive");
+    let mut s = strategy(&id, 265598, "AAPL");
+    s.active = false;
+    stack.put_strategy(&s).await.unwrap();
+    let name = format!("{id}-manual");
+
+    let done = stack.run(&name, &json!({"strategy_id": id})).await.unwrap();
+
+    assert_eq!(done.status, "SUCCEEDED", "{:?}", done.cause);
+    let states = entered_states(&stack.sfn, &done.execution_arn)
+        .await
+        .unwrap();
+    assert_eq!(
+        states,
+        vec![
+            "load_strategy",
+            "is_duplicate_tick",
+            "strategy_inactive_skipped"
+        ],
+        "{states:?}"
+    );
+    let lineage = stack.lineage(&name).await.unwrap();
+    assert_eq!(lineage.len(), 1);
+    let out = lineage[0].output.clone().unwrap();
+    assert_eq!(
+        (out["skipped"].clone(), out["skip_reason"].clone()),
+        (json!(true), json!("inactive"))
+    );
+}
+
+#[tokio::test]
+async fn the_monitor_resolves_an_order_left_submitting_and_one_the_gateway_session_forgot() {
+    let _gateway = gateway_lock().await;
+    let stack = Stack::connect().await.unwrap();
+    let fake = FakeIbkr::of(&stack);
+    let setups = buy_setups(&stack).await.unwrap();
+    let setup = setups.last().expect("no contract reads as BUY today");
+    let id = unique("it-resolve");
+    let s = live_strategy(&id, setup);
+    stack.put_strategy(&s).await.unwrap();
+    // Fills 3 shares per market tick: the order is partly filled when the session resets.
+    fake.price(setup.conid, setup.close, Some(Decimal::from(3)))
+        .await
+        .unwrap();
+    let name = format!("{id}-manual");
+    let coid = client_order_id(&name, "entry");
+    // The order goes out; its answer is held past the client's timeout twice (both
+    // attempts' retries say "unavailable"), so the run fails with the item SUBMITTING.
+    fake.post(
+        "/faults",
+        json!({"path": "/iserver/", "kind": "delay_after_order", "count": 1, "delay_ms": 20000, "coid": coid}),
+    )
+    .await
+    .unwrap();
+    fake.fault("/iserver/account/orders", "status503", 12)
+        .await
+        .unwrap();
+
+    let done = stack.run(&name, &json!({"strategy_id": id})).await.unwrap();
+    fake.clear_faults().await.unwrap();
+    let stuck = order_item(&stack, &coid).await;
+    // One cycle finds it by cOID (and ticks the market: a partial fill)...
+    let found = invoke_monitor().await.unwrap();
+    let listed = order_item(&stack, &coid).await;
+    // ...then the gateway's session resets: it forgets the order.
+    fake.post("/session_reset", json!({})).await.unwrap();
+    let mut runs = vec![found];
+    for _ in 0..6 {
+        runs.push(invoke_monitor().await.unwrap());
+        let o = order_item(&stack, &coid).await;
+        if o.is_settled() {
+            break;
+        }
+    }
+
+    assert_eq!(done.status, "FAILED", "{:?}", done.cause);
+    assert_eq!(stuck.status, OrderStatus::Submitting, "{:?}", stuck.history);
+    assert!(listed.broker_order_id.is_some(), "{:?}", listed.history);
+    let resolved = order_item(&stack, &coid).await;
+    assert!(resolved.is_settled(), "{:?}\n{runs:?}", resolved.history);
+    assert!(resolved.broker_order_id.is_some());
+    let at_broker = fake.orders_with_ref(&coid).await.unwrap();
+    assert_eq!(at_broker.len(), 1);
+    let broker_filled = Decimal::from_f64(at_broker[0]["filled"].as_f64().unwrap()).unwrap();
+    assert_eq!(
+        resolved.filled_quantity, broker_filled,
+        "{:?}",
+        resolved.history
+    );
+    assert_ne!(
+        at_broker[0]["status"], "Submitted",
+        "left working at the broker"
+    );
+    let p = stack
+        .deps
+        .books()
+        .position(&id, setup.conid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.quantity, broker_filled);
+    assert_eq!(p.entry_order_id, None, "entry claim freed");
+    fake.price(setup.conid, setup.close, None).await.unwrap();
 }

@@ -166,34 +166,106 @@ pub fn manual_execution_name(strategy_id: &str, at: DateTime<Utc>) -> String {
     format!("{strategy_id}-manual-{}", at.format("%Y%m%dT%H%M%SZ"))
 }
 
+/// The ARN Step Functions gives execution `name` of `state_machine_arn`.
+fn execution_arn(state_machine_arn: &str, name: &str) -> String {
+    let base = state_machine_arn.replacen(":stateMachine:", ":execution:", 1);
+    format!("{base}:{name}")
+}
+
+/// Starts a run now. 202 with the new execution; 200 with the existing one when a
+/// run of the same second was already started (Step Functions would silently hand
+/// back that execution for the same name); 409 for an inactive strategy (I6).
 pub async fn run_now(app: &App, r: &Req<'_>, id: &str) -> Result<Reply, ApiError> {
     let s = load(app, id).await?;
+    if !s.active {
+        return Err(ApiError::Conflict(format!(
+            "strategy {id} is inactive: activate it to run it"
+        )));
+    }
     let name = manual_execution_name(&s.strategy_id, r.now);
-    let arn = workflow::start(
+    let arn = execution_arn(&app.settings.state_machine_arn, &name);
+    let links = |arn: &str| {
+        json!({
+            "execution_id": name,
+            "execution_arn": arn,
+            "lineage": format!("lineage/execution/{name}"),
+            "viewer": format!("viewer/execution/{name}"),
+        })
+    };
+    // One conditional write per (strategy, second) on the strategy item: the first
+    // request starts the run, the others learn that it exists.
+    let claimed = app
+        .store
+        .client
+        .update_item()
+        .table_name(&app.store.tables.strategies)
+        .key("strategy_id", attr(&s.strategy_id))
+        .update_expression("SET last_manual_run = :n")
+        .condition_expression(
+            "attribute_exists(strategy_id) AND (attribute_not_exists(last_manual_run) OR last_manual_run <> :n)",
+        )
+        .expression_attribute_values(":n", attr(&name))
+        .send()
+        .await;
+    match claimed {
+        Ok(_) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+        {
+            tracing::info!(strategy_id = %id, execution = %name, "run of this second already started");
+            let mut body = links(&arn);
+            body["already_started"] = json!(true);
+            return Reply::ok(&body);
+        }
+        Err(e) => {
+            return Err(ApiError::from(
+                tradeflow_adapters::store::StoreError::Dynamo {
+                    op: "update",
+                    table: app.store.tables.strategies.clone(),
+                    throttled: false,
+                    source: Box::new(e),
+                },
+            ));
+        }
+    }
+    let started = workflow::start(
         &app.sfn,
         &app.settings.state_machine_arn,
         &name,
         &json!({"strategy_id": s.strategy_id}),
     )
-    .await
-    .map_err(|e| match &e {
-        WorkflowError::Sfn { source, .. }
+    .await;
+    let arn = match started {
+        Ok(arn) => arn,
+        Err(WorkflowError::Sfn { source, .. })
             if format!("{source:?}").contains("ExecutionAlreadyExists") =>
         {
-            ApiError::Conflict(format!("execution {name} was already started"))
+            let mut body = links(&arn);
+            body["already_started"] = json!(true);
+            return Reply::ok(&body);
         }
-        _ => e.into(),
-    })?;
+        Err(e) => {
+            // Nothing started: a retry of this second must be able to start it.
+            let undo = app
+                .store
+                .client
+                .update_item()
+                .table_name(&app.store.tables.strategies)
+                .key("strategy_id", attr(&s.strategy_id))
+                .update_expression("REMOVE last_manual_run")
+                .condition_expression("last_manual_run = :n")
+                .expression_attribute_values(":n", attr(&name))
+                .send()
+                .await;
+            if let Err(u) = undo {
+                tracing::warn!(error = %u, "run claim not removed after a failed start");
+            }
+            return Err(e.into());
+        }
+    };
     tracing::info!(strategy_id = %id, execution = %name, "manual run started");
-    Reply::with(
-        StatusCode::ACCEPTED,
-        &json!({
-            "execution_id": name,
-            "execution_arn": arn,
-            "lineage": format!("lineage/execution/{name}"),
-            "viewer": format!("viewer/execution/{name}"),
-        }),
-    )
+    Reply::with(StatusCode::ACCEPTED, &links(&arn))
 }
 
 pub async fn executions(app: &App, r: &Req<'_>, id: &str) -> Result<Reply, ApiError> {
@@ -236,6 +308,16 @@ mod tests {
         assert!(
             manual_execution_name(&"x".repeat(48), at).len() <= 80,
             "Step Functions caps names at 80"
+        );
+    }
+
+    #[test]
+    fn an_execution_arn_is_the_state_machines_with_the_name() {
+        let sm = "arn:aws:states:us-east-1:000000000000:stateMachine:tradeflow-workflow";
+
+        assert_eq!(
+            execution_arn(sm, "x-manual-1"),
+            "arn:aws:states:us-east-1:000000000000:execution:tradeflow-workflow:x-manual-1"
         );
     }
 }

@@ -72,7 +72,14 @@ pub async fn order(app: &App, id: &str) -> Result<Reply, ApiError> {
 }
 
 pub async fn positions(app: &App, r: &Req<'_>) -> Result<Reply, ApiError> {
-    Reply::ok(&list(app, r, &app.store.tables.positions, None).await?)
+    let mut page = list(app, r, &app.store.tables.positions, None).await?;
+    // The account item and the contract claims live in reserved `#` partitions.
+    page.items.retain(|p| {
+        !p["strategy_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with('#'))
+    });
+    Reply::ok(&page)
 }
 
 pub async fn trades(app: &App, r: &Req<'_>) -> Result<Reply, ApiError> {

@@ -1,15 +1,17 @@
 //! check_order: one poll of the order placed by place_order, in the state machine's
-//! Wait loop. Records every status transition on the order item, applies new
-//! (partial) fills to the position and trades, publishes OrderFilled/PositionClosed,
-//! and cancels the order at ORDER_MAX_POLLS, recording why. `done` ends the loop.
+//! Wait loop (`tradeflow_core::tracking`). Records every status transition, applies
+//! new (partial) fills, publishes OrderFilled/PositionClosed, cancels the order at
+//! ORDER_MAX_POLLS and keeps polling until it is settled (a Filled report without an
+//! average price is not). `done` ends the loop; an order still unsettled a few polls
+//! after its cancel stays in the orders' `working` index for the reconciler.
 
 use std::sync::Arc;
 
 use serde::Deserialize;
 use tradeflow_adapters::Deps;
-use tradeflow_adapters::orders::{cancel_order, poll_order};
-use tradeflow_adapters::step::{StepCtx, now_rfc3339, serve};
+use tradeflow_adapters::step::{StepCtx, serve};
 use tradeflow_core::payloads::{CheckOrderOutput, PlaceOrderOutput};
+use tradeflow_core::tracking::{Verdict, cancel, poll, verdict};
 use tradeflow_core::{Step, StepError};
 
 #[derive(Deserialize)]
@@ -31,36 +33,33 @@ async fn handle(
     _ctx: StepCtx,
     deps: Arc<Deps>,
 ) -> Result<CheckOrderOutput, StepError> {
-    let poll = input.check_order.as_ref().map_or(1, |c| c.poll + 1);
+    let poll_no = input.check_order.as_ref().map_or(1, |c| c.poll + 1);
     let Some(placed) = input.place_order.order else {
+        let note = Some("no order".into());
         return Ok(CheckOrderOutput {
-            poll,
+            poll: poll_no,
             done: true,
             status: "NONE".into(),
             order: None,
-            note: Some("no order".into()),
+            note,
         });
     };
-    let book = deps.order_book();
-    let ibkr = deps.ibkr()?;
-    let now = now_rfc3339();
-    let mut order = poll_order(&book, &ibkr, &placed.order_id, &now).await?;
-    let max = deps.config.order_max_polls;
-    let mut note = None;
-    if !order.status.is_final() && poll >= max {
-        let why = format!(
-            "not filled after {poll} polls {}s apart (ORDER_MAX_POLLS={max})",
-            deps.config.order_poll_seconds
-        );
-        order = cancel_order(&book, &ibkr, &order.order_id, &why, &now).await?;
-        note = Some(why);
-    }
-    // After a cancel request the loop ends even if the broker still says
-    // PendingCancel: the position monitor and the next run see the final state.
-    let done = order.status.is_final() || note.is_some();
-    tracing::info!(poll, done, status = ?order.status, filled = %order.filled_quantity, "order checked");
+    let (books, ibkr) = (deps.books(), deps.ibkr()?);
+    let (max, every) = (deps.config.order_max_polls, deps.config.order_poll_seconds);
+    let now = chrono::Utc::now();
+    let mut order = poll(&ibkr, &books, &placed.order_id, now).await?;
+    let (done, note) = match verdict(&order, poll_no, max, every) {
+        Verdict::Done => (true, None),
+        Verdict::Wait => (false, None),
+        Verdict::Cancel(why) => {
+            order = cancel(&ibkr, &books, &order.order_id, &why, now).await?;
+            (order.is_settled(), Some(why))
+        }
+        Verdict::HandOff(why) => (true, Some(why)),
+    };
+    tracing::info!(poll = poll_no, done, status = ?order.status, filled = %order.filled_quantity, "order checked");
     Ok(CheckOrderOutput {
-        poll,
+        poll: poll_no,
         done,
         status: status_name(order.status),
         order: Some(order),

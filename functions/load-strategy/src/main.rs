@@ -1,6 +1,7 @@
 //! load_strategy: finds the strategy (from the EventBridge rule or `strategy_id`),
-//! claims the scheduled tick so a re-delivered event cannot start a second run, and
-//! opens the execution item.
+//! ends the run `skipped: inactive` for an inactive strategy, claims the scheduled
+//! tick so a re-delivered event cannot start a second run, and opens the execution
+//! item.
 
 use std::sync::Arc;
 
@@ -33,6 +34,18 @@ async fn handle(
         .await?
         .ok_or_else(|| StepError::fatal(format!("strategy {strategy_id} not found")))?;
 
+    // I6: an inactive strategy does not run, whoever started the execution (a
+    // manual run, a schedule tick delivered after the deactivation).
+    if !strategy.active {
+        tracing::info!(%strategy_id, "strategy inactive, skipped");
+        return Ok(LoadStrategyOutput {
+            strategy,
+            trigger: trigger_name.into(),
+            tick,
+            skipped: true,
+            skip_reason: Some("inactive".into()),
+        });
+    }
     let expires = chrono::Utc::now().timestamp() + TICK_TTL_SECONDS;
     let holder = store
         .claim_tick(&strategy_id, &tick, &ctx.execution_name, expires)

@@ -28,7 +28,7 @@ fn dec(x: f64) -> Option<Decimal> {
 
 async fn handle(input: Input, ctx: StepCtx, deps: Arc<Deps>) -> Result<Value, StepError> {
     let s = &input.load_strategy.strategy;
-    let book = deps.order_book();
+    let book = deps.books();
     let open: Vec<Position> = book
         .positions_of(&s.strategy_id)
         .await?

@@ -108,9 +108,10 @@ pub struct FakeOrder {
     pub last_execution: Option<DateTime<Utc>>,
     /// The brokerage session the order was placed in.
     pub session: u64,
-    /// The brokerage session in which it was filled or cancelled: later sessions
-    /// neither list it nor know its status (503).
-    pub finished_in: Option<u64>,
+    /// Forgotten by a session reset: the gateway neither lists it nor answers its
+    /// status (503); it still works and fills at the exchange, and its executions
+    /// stay in `/iserver/account/trades`.
+    pub forgotten: bool,
 }
 
 fn company(conid: i64) -> &'static str {
@@ -393,6 +394,8 @@ pub enum FaultKind {
     Status500,
     /// HTTP 503.
     Status503,
+    /// HTTP 429: over IBKR's pacing limits ("Pacing Limitations", Web API v1.0).
+    Status429,
     /// HTTP 200 whose body is not JSON.
     Garbage,
     /// Wait `delay_ms`, then answer normally (long enough, a client timeout).
@@ -419,6 +422,15 @@ pub struct Fault {
 
 fn one() -> u32 {
     1
+}
+
+/// Which orders a session reset forgets (see `Gateway::reset_session`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Forget {
+    #[default]
+    All,
+    Finished,
 }
 
 /// What the order-question machinery did, for `/fake/stats`.
@@ -519,14 +531,11 @@ impl Gateway {
         }
     }
 
-    /// A new brokerage session: per-session state starts over. Suppressed
-    /// questions come back (suppression is per session, IBKR Campus "Suppress
-    /// Messages"), snapshots need their pre-flight again, the live-orders list
-    /// starts with a pre-flight and forgets the orders of earlier sessions, whose
-    /// status then answers 503 (IBKR Campus, "Order Status": "If an order has been
-    /// cancelled or filled prior to the active session ... a '503' error"). The
-    /// orders themselves stay at the exchange: they keep filling, their executions
-    /// stay in `/iserver/account/trades` and their cOIDs stay taken for 24 h.
+    /// A new brokerage session (login, `ssodh/init`, a reset): per-session state
+    /// starts over. Suppressed questions come back (suppression is per session,
+    /// IBKR Campus "Suppress Messages"), snapshots need their pre-flight again and
+    /// the live-orders list starts with a pre-flight. Which orders the session
+    /// forgets is `reset_session`'s business; cOIDs stay taken for 24 h.
     pub fn new_session(&mut self) {
         self.authenticated = true;
         self.competing = false;
@@ -777,7 +786,7 @@ impl Gateway {
             placed_at: now,
             last_execution: None,
             session: self.session,
-            finished_in: None,
+            forgotten: false,
         });
         OrderAnswer::Placed(json!([{
             "order_id": order_id.to_string(),
@@ -786,10 +795,19 @@ impl Gateway {
         }]))
     }
 
-    /// Whether this session knows the order: placed in it, still working, or
-    /// finished in it. Orders finished in an earlier session are forgotten.
-    fn known_to_session(&self, o: &FakeOrder) -> bool {
-        o.finished_in.is_none_or(|s| s == self.session)
+    /// A brokerage session reset (IBKR's daily one, at midnight of the region): a new
+    /// session that forgets the orders placed before it, all of them (`All`: the
+    /// live-orders list is of "the current brokerage session", OpenAPI
+    /// `iserver_account_orders_get`) or only those already filled or cancelled
+    /// (`Finished`: IBKR Campus, "Order Status", 503 for orders "cancelled or filled
+    /// prior to the active session").
+    pub fn reset_session(&mut self, forget: Forget) {
+        for o in &mut self.orders {
+            if forget == Forget::All || !o.is_working() {
+                o.forgotten = true;
+            }
+        }
+        self.new_session();
     }
 
     /// `GET /iserver/account/orders`. The session's first request is a pre-flight
@@ -805,7 +823,7 @@ impl Gateway {
             .orders
             .iter()
             .rev()
-            .filter(|o| self.known_to_session(o))
+            .filter(|o| !o.forgotten)
             .map(FakeOrder::live_json)
             .collect();
         json!({"orders": orders, "snapshot": true})
@@ -816,7 +834,7 @@ impl Gateway {
     pub fn order_status(&self, order_id: u64) -> Option<Value> {
         self.orders
             .iter()
-            .find(|o| o.order_id == order_id && self.known_to_session(o))
+            .find(|o| o.order_id == order_id && !o.forgotten)
             .map(FakeOrder::status_json)
     }
 
@@ -866,7 +884,6 @@ impl Gateway {
             o.last_execution = Some(now);
             if o.remaining() <= 0.0 {
                 o.status = "Filled".into();
-                o.finished_in = Some(self.session);
             }
             let execution = FakeExecution {
                 execution_id: format!("0000fake.{:08x}.01.01", self.executions.len() + 1),
@@ -926,7 +943,6 @@ impl Gateway {
             return Err(format!("OrderID {order_id} is already {}", o.status));
         }
         o.status = "Cancelled".into();
-        o.finished_in = Some(self.session);
         Ok(json!({
             "msg": "Request was submitted",
             "order_id": order_id,
@@ -1298,7 +1314,7 @@ mod tests {
     }
 
     #[test]
-    fn a_new_session_starts_with_a_preflight_and_forgets_orders_finished_before_it() {
+    fn a_reset_session_starts_with_a_preflight_and_forgets_orders_finished_before_it() {
         let mut g = Gateway::new("DU1".into(), true);
         g.prices.insert(265598, 100.0);
         let filled = placed_after_reply(&mut g, ticket("BUY", "MKT", None, 1.0, "f"));
@@ -1308,7 +1324,7 @@ mod tests {
         let preflight = g.live_orders();
         let listed = g.live_orders();
 
-        g.new_session();
+        g.reset_session(Forget::Finished);
         let after_preflight = g.live_orders();
         let after = g.live_orders();
 
@@ -1325,6 +1341,10 @@ mod tests {
         assert!(g.order_status(filled).is_none());
         assert!(g.order_status(working).is_some());
         assert_eq!(g.trades(None).len(), 1);
+        g.reset_session(Forget::All);
+        g.live_orders();
+        assert_eq!(g.live_orders()["orders"], json!([]));
+        assert!(g.order_status(working).is_none());
     }
 
     #[test]

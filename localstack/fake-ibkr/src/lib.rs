@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 use tradeflow_core::synthetic;
 
 use crate::broker::{
-    CommissionReporting, Fault, FaultKind, Gateway, OrderAnswer, OrderTicket, Presets,
+    CommissionReporting, Fault, FaultKind, Forget, Gateway, OrderAnswer, OrderTicket, Presets,
 };
 
 /// How the gateway starts.
@@ -175,12 +175,12 @@ pub fn router(opts: Options) -> Router {
         .route("/logout", post(fake_logout))
         .route("/expire", post(fake_expire))
         .route("/compete", post(fake_compete))
+        .route("/session_reset", post(fake_session_reset))
         .route("/price", post(fake_price))
         .route("/faults", post(fake_faults).delete(fake_clear_faults))
         .route("/orders", get(fake_orders))
         .route("/executions", get(fake_executions))
         .route("/commissions", post(fake_commissions))
-        .route("/session-reset", post(fake_session_reset))
         .route("/questions", post(fake_questions))
         .route("/presets", post(fake_presets))
         .route("/market-data", post(fake_market_data))
@@ -321,6 +321,9 @@ async fn gate_inner(st: &AppState, path: &str, req: Request, next: Next) -> Resp
             }
             FaultKind::Status503 => {
                 return ibkr_error(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+            }
+            FaultKind::Status429 => {
+                return ibkr_error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
             }
             FaultKind::Garbage => {
                 return Response::builder()
@@ -993,11 +996,19 @@ async fn fake_commissions(
     Json(json!(gw.commission_reporting)).into_response()
 }
 
-/// A new brokerage session, as after IBKR's daily reset: see `Gateway::new_session`.
-async fn fake_session_reset(State(st): State<AppState>) -> Response {
+#[derive(Debug, Default, Deserialize)]
+struct ResetBody {
+    #[serde(default)]
+    forget: Forget,
+}
+
+/// A brokerage session reset, as IBKR's daily one: see `Gateway::reset_session`
+/// (`{"forget": "all"}`, the default, or `"finished"`).
+async fn fake_session_reset(State(st): State<AppState>, body: Option<Json<ResetBody>>) -> Response {
+    let forget = body.map(|Json(b)| b.forget).unwrap_or_default();
     let mut gw = st.gw();
-    gw.new_session();
-    Json(json!({"session": gw.session})).into_response()
+    gw.reset_session(forget);
+    Json(json!({"session": gw.session, "forget": forget})).into_response()
 }
 
 #[derive(Deserialize)]

@@ -14,9 +14,9 @@ use serde_json::{Value, json};
 use tradeflow_core::commission::{backfill, give_up, past_report_window};
 use tradeflow_core::orders::{Order, OrderStore, OrderStoreError};
 
+use crate::books::{BookError, DynamoBooks, trade_days};
 use crate::ibkr::IbkrClient;
 use crate::ibkr::types::{Execution, order_commission};
-use crate::orders::{BookError, OrderBook, trade_days};
 
 /// Orders looked at per run, oldest first; the rest wait for the next minute.
 pub const BATCH: i32 = 25;
@@ -34,7 +34,7 @@ fn entry(o: &Order, outcome: &str, detail: Value) -> Value {
 /// index), `backfilled` (order, reported commission, the difference applied, the
 /// trades changed), and the orders left for later with the reason (`waiting`), given
 /// up (`gave_up`) or failed (`errors`).
-pub async fn run(book: &OrderBook, ibkr: &IbkrClient, now: DateTime<Utc>) -> Value {
+pub async fn run(book: &DynamoBooks, ibkr: &IbkrClient, now: DateTime<Utc>) -> Value {
     let pending = match book.commission_pending(BATCH).await {
         Ok(p) => p,
         Err(e) => {
@@ -118,7 +118,7 @@ impl Report {
     }
 }
 
-async fn give_up_order(book: &OrderBook, o: &Order, at: &str) -> Value {
+async fn give_up_order(book: &DynamoBooks, o: &Order, at: &str) -> Value {
     let Some(mut done) = give_up(o, at) else {
         return entry(o, "waiting", json!({"reason": "no longer pending"}));
     };
@@ -136,7 +136,7 @@ async fn give_up_order(book: &OrderBook, o: &Order, at: &str) -> Value {
 }
 
 /// Back-fills one settled order from the executions, if IBKR reported its commission.
-async fn apply(book: &OrderBook, o: &Order, executions: &[Execution], at: &str) -> Value {
+async fn apply(book: &DynamoBooks, o: &Order, executions: &[Execution], at: &str) -> Value {
     let Some(reported) = order_commission(
         executions,
         &o.order_id,
@@ -170,7 +170,7 @@ enum Failed {
 }
 
 async fn commit(
-    book: &OrderBook,
+    book: &DynamoBooks,
     o: &Order,
     reported: rust_decimal::Decimal,
     at: &str,

@@ -154,6 +154,21 @@ impl<B: Broker> Broker for LeasedBroker<B> {
     ) -> Result<Option<rust_decimal::Decimal>, BrokerError> {
         self.inner.commission(order, filled).await
     }
+
+    async fn executions(
+        &self,
+        days: u32,
+    ) -> Result<Vec<tradeflow_core::orders::BrokerExecution>, BrokerError> {
+        self.inner.executions(days).await
+    }
+
+    async fn positions(&self) -> Result<Vec<tradeflow_core::orders::BrokerPosition>, BrokerError> {
+        self.inner.positions().await
+    }
+
+    async fn cash(&self, currency: &str) -> Result<rust_decimal::Decimal, BrokerError> {
+        self.inner.cash(currency).await
+    }
 }
 
 impl crate::aws::Deps {

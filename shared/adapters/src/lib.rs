@@ -5,13 +5,14 @@
 pub mod aws;
 pub mod backfill;
 pub mod blobs;
+pub mod books;
 pub mod config;
 pub mod ibkr;
 pub mod lease;
 pub mod lineage;
 pub mod llm;
 pub mod market;
-pub mod orders;
+pub mod monitor;
 pub mod prompt_store;
 pub mod schedules;
 pub mod step;

@@ -336,7 +336,8 @@ async fn after_a_session_reset_questions_come_back_and_are_answered() {
     let c = gw.client();
     c.place_order(&market_sell("tf-s1", 1)).await.unwrap();
 
-    gw.control("session-reset", json!({})).await;
+    gw.control("session_reset", json!({"forget": "finished"}))
+        .await;
     let after = c.place_order(&market_sell("tf-s2", 1)).await.unwrap();
 
     assert_eq!(after.confirmed(), ["o354", "o10151", "o10153"]);
@@ -925,7 +926,8 @@ async fn an_order_finished_before_a_session_reset_is_known_only_by_its_execution
     c.order_status(&filled.order_id).await.unwrap();
     let done = c.order_status(&filled.order_id).await.unwrap();
 
-    gw.control("session-reset", json!({})).await;
+    gw.control("session_reset", json!({"forget": "finished"}))
+        .await;
     let status = c.order_status(&filled.order_id).await;
     let still = c.order_status(&working.order_id).await.unwrap();
     let lookup = c.find_order_by_ref("tf-old-1").await;

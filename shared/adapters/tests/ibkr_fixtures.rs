@@ -969,7 +969,7 @@ async fn fake_answers() -> BTreeMap<&'static str, (u16, Value)> {
         f.call(M::GET, &format!("/portfolio/{acct}/ledger"), None)
             .await,
     );
-    f.call(M::POST, "/fake/session-reset", Some(json!({})))
+    f.call(M::POST, "/fake/session_reset", Some(json!({})))
         .await;
     a.insert(
         "order_status_earlier_session",

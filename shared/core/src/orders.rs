@@ -157,10 +157,19 @@ pub struct Order {
     /// Domain events already published for this order.
     #[serde(default)]
     pub published_events: Vec<String>,
+    /// `WORKING` while the order may still change at the broker or has fills not
+    /// applied yet, absent once settled: the partition key of the orders table's
+    /// sparse `working` index, where the reconciler finds every order it must
+    /// track to its end (I3), whoever placed it and whatever became of that run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working: Option<String>,
     /// Optimistic-locking counter: every store write expects the previous value.
     #[serde(default)]
     pub version: u64,
 }
+
+/// The value of `Order::working` (the sparse index's one partition).
+pub const WORKING: &str = "working";
 
 /// The value of `Order::commission_pending` (the sparse index's one partition).
 pub const COMMISSION_PENDING: &str = "pending";
@@ -231,8 +240,21 @@ impl Order {
             applied_commission: Decimal::ZERO,
             closed_position_id: None,
             published_events: Vec::new(),
+            working: (status != OrderStatus::DryRun).then(|| WORKING.to_string()),
             version: 0,
         }
+    }
+
+    /// Sets the `working` index attribute from the order's state; the store calls
+    /// it before every write so the index never disagrees with the item.
+    pub fn refresh_working(&mut self) {
+        self.working =
+            (self.status != OrderStatus::DryRun && !self.is_settled()).then(|| WORKING.to_string());
+    }
+
+    /// True for an order that opens a position (its fills are the entry claim's).
+    pub fn is_entry(&self) -> bool {
+        self.purpose == purpose::ENTRY
     }
 
     /// Moves to `status`, recording the transition with its time; a repeat of the
@@ -289,7 +311,7 @@ impl Order {
         if let Some(c) = report.commission {
             self.commission = c;
         }
-        if self.broker_order_id.is_none() {
+        if self.broker_order_id.is_none() && !report.broker_order_id.is_empty() {
             self.broker_order_id = Some(report.broker_order_id.clone());
         }
         let changed = report.status != self.status;
@@ -399,6 +421,43 @@ pub enum BrokerError {
     /// Retrying cannot help (no session, bad request).
     #[error("broker call failed: {0}")]
     Failed(String),
+    /// The gateway's session does not know the order: IBKR answers 503 on order
+    /// status for orders of an earlier brokerage session (after a reset). Only its
+    /// executions (by `order_ref`) and the positions tell what became of it.
+    #[error("order {0} is unknown to the broker's current session")]
+    NotInSession(String),
+}
+
+/// One execution as the broker lists it (`/iserver/account/trades`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BrokerExecution {
+    pub execution_id: String,
+    /// Our cOID (IBKR `order_ref`); empty when the order carried none.
+    pub order_ref: String,
+    pub broker_order_id: Option<String>,
+    pub conid: i64,
+    pub size: Decimal,
+    pub price: Decimal,
+    /// None while the broker has not reported it.
+    pub commission: Option<Decimal>,
+}
+
+/// What the broker's executions say about one of our orders (matched by cOID =
+/// IBKR `order_ref`): the only record that survives a gateway session reset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutedFills {
+    /// The broker's order id, when an execution names it.
+    pub broker_order_id: Option<String>,
+    pub filled: Decimal,
+    pub avg_price: Option<Decimal>,
+    pub commission: Option<Decimal>,
+}
+
+/// The broker's position in one contract (the whole account's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BrokerPosition {
+    pub conid: i64,
+    pub quantity: Decimal,
 }
 
 /// Submits, finds and cancels orders at the broker.
@@ -422,6 +481,17 @@ pub trait Broker: Send + Sync {
         order: &Order,
         filled: Decimal,
     ) -> impl Future<Output = Result<Option<Decimal>, BrokerError>> + Send;
+    /// The account's executions of the last `days` days (at most 7 at IBKR): the
+    /// record that survives a gateway session reset (`tracking::executed` sums an
+    /// order's).
+    fn executions(
+        &self,
+        days: u32,
+    ) -> impl Future<Output = Result<Vec<BrokerExecution>, BrokerError>> + Send;
+    /// Cash the account holds in `currency` (else its base currency).
+    fn cash(&self, currency: &str) -> impl Future<Output = Result<Decimal, BrokerError>> + Send;
+    /// The account's positions, one per contract.
+    fn positions(&self) -> impl Future<Output = Result<Vec<BrokerPosition>, BrokerError>> + Send;
 }
 
 /// Completes a broker report with the order's commission when the report carries a
@@ -459,11 +529,17 @@ pub enum OrderStoreError {
     Conflict(String),
     #[error("order store: {message}")]
     Failed { message: String, retryable: bool },
+    /// The order's claim on its position (entry or exit) is no longer this
+    /// order's: the reconciler released it as stale, so the order must not exist.
+    #[error("the claim of order {0} on its position was released; nothing sent")]
+    ClaimLost(String),
 }
 
 /// Keeps order items.
 pub trait OrderStore: Send + Sync {
     /// Creates the item unless one with its id exists; returns the existing one then.
+    /// An order that is sent (not a dry run) is created only while its claim holds:
+    /// an entry's contract claim, an exit's position exit claim (`ClaimLost` else).
     fn create(
         &self,
         order: &Order,
@@ -482,15 +558,19 @@ pub enum OrderError {
     Broker(#[from] BrokerError),
     #[error(transparent)]
     Store(#[from] OrderStoreError),
+    /// An order the caller knows was created is not in the store.
+    #[error("order {0} not found")]
+    Missing(String),
 }
 
 impl From<OrderError> for StepError {
     fn from(e: OrderError) -> Self {
         let retryable = match &e {
             OrderError::Broker(BrokerError::Unavailable(_)) => true,
-            OrderError::Broker(_) => false,
+            OrderError::Broker(_) | OrderError::Missing(_) => false,
             OrderError::Store(OrderStoreError::Conflict(_)) => true,
             OrderError::Store(OrderStoreError::Failed { retryable, .. }) => *retryable,
+            OrderError::Store(OrderStoreError::ClaimLost(_)) => false,
         };
         if retryable {
             StepError::transient(e.to_string())
@@ -639,6 +719,14 @@ pub async fn place_once<B: Broker, S: OrderStore>(
                     store.save(&mut existing).await?;
                     return Ok(Placement::AlreadyPlaced(existing));
                 }
+                // Touched before sending again: the reconciler's grace restarts, and
+                // if it resolved the item meanwhile this write conflicts instead.
+                existing.transition(
+                    OrderStatus::Submitting,
+                    now,
+                    Some("not found at the broker by cOID: sending again".into()),
+                );
+                store.save(&mut existing).await?;
                 existing
             }
             // Final or working without a broker id (duplicate answer earlier).
@@ -732,6 +820,8 @@ pub(crate) mod tests {
         pub reported_commission: Mutex<Option<Decimal>>,
         pub commission_unavailable: Mutex<bool>,
         pub commission_calls: Mutex<u32>,
+        pub executions: Mutex<Vec<BrokerExecution>>,
+        pub positions: Mutex<Vec<BrokerPosition>>,
     }
 
     impl FakeBroker {
@@ -797,6 +887,18 @@ pub(crate) mod tests {
                 return Err(BrokerError::Unavailable("HTTP 429".into()));
             }
             Ok(*self.reported_commission.lock().unwrap())
+        }
+
+        async fn executions(&self, _days: u32) -> Result<Vec<BrokerExecution>, BrokerError> {
+            Ok(self.executions.lock().unwrap().clone())
+        }
+
+        async fn cash(&self, _currency: &str) -> Result<Decimal, BrokerError> {
+            Ok(dec!(1000000))
+        }
+
+        async fn positions(&self) -> Result<Vec<BrokerPosition>, BrokerError> {
+            Ok(self.positions.lock().unwrap().clone())
         }
     }
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::orders::{Fill, Order, Side};
 
 /// The positions table's sort key is a string; the conid travels as one there.
-mod conid_string {
+pub(crate) mod conid_string {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
@@ -69,11 +69,57 @@ pub struct Position {
     /// Exit orders placed so far (a cancelled exit is retried under a new cOID).
     #[serde(default)]
     pub exit_attempts: u32,
+    /// When the exit claim was taken: a claim whose order never got created is
+    /// stale after `reconcile::CLAIM_GRACE_SECONDS` and released (I5).
+    #[serde(default)]
+    pub exit_claimed_at: Option<String>,
+    /// The entry order working on this (strategy, contract): at most one at a time
+    /// (I2). Taken with a conditional write before sizing, released when the entry
+    /// settles; the order item can only be created while it is held.
+    #[serde(default)]
+    pub entry_order_id: Option<String>,
+    #[serde(default)]
+    pub entry_claimed_at: Option<String>,
     #[serde(default)]
     pub version: u64,
 }
 
 impl Position {
+    /// A flat item for a contract the strategy has never held: what an entry claim
+    /// is written on.
+    pub fn flat(strategy_id: &str, conid: i64, symbol: &str, now: &str) -> Self {
+        Self {
+            strategy_id: strategy_id.to_string(),
+            conid,
+            symbol: symbol.to_string(),
+            position_id: String::new(),
+            quantity: Decimal::ZERO,
+            cost_basis: Decimal::ZERO,
+            avg_cost: Decimal::ZERO,
+            open_commission: Decimal::ZERO,
+            commission_reported: true,
+            realized_pnl: Decimal::ZERO,
+            stop: None,
+            target: None,
+            execution_id: String::new(),
+            opened_at: now.to_string(),
+            updated_at: now.to_string(),
+            closed_at: None,
+            exit_order_id: None,
+            exit_attempts: 0,
+            exit_claimed_at: None,
+            entry_order_id: None,
+            entry_claimed_at: None,
+            version: 0,
+        }
+    }
+
+    /// True while it holds shares or an entry is working on it: the monitor and
+    /// the reconciler watch these.
+    pub fn is_watched(&self) -> bool {
+        self.is_open() || self.entry_order_id.is_some() || self.exit_order_id.is_some()
+    }
+
     pub fn is_open(&self) -> bool {
         !self.quantity.is_zero()
     }
@@ -187,6 +233,9 @@ fn open_new(
         closed_at: None,
         exit_order_id: None,
         exit_attempts: 0,
+        exit_claimed_at: None,
+        entry_order_id: None,
+        entry_claimed_at: None,
         version: 0,
     };
     p.refresh_avg();
@@ -202,8 +251,11 @@ pub fn apply_fill(current: Option<&Position>, order: &Order, fill: &Fill) -> Fil
     let Some(pos) = open else {
         let mut p = open_new(order, fill, fill.quantity, fill.value, fill.commission);
         if let Some(prev) = current {
-            // The item of a closed position is reused; its version continues.
+            // The item of a closed position is reused; its version and the entry
+            // claim that this fill belongs to continue.
             p.version = prev.version;
+            p.entry_order_id.clone_from(&prev.entry_order_id);
+            p.entry_claimed_at.clone_from(&prev.entry_claimed_at);
         }
         return FillOutcome {
             position: p,
@@ -290,6 +342,7 @@ pub fn apply_fill(current: Option<&Position>, order: &Order, fill: &Fill) -> Fil
         p.open_commission = Decimal::ZERO;
         p.closed_at = Some(fill.at.clone());
         p.exit_order_id = None;
+        p.exit_claimed_at = None;
         closed = Some(p.position_id.clone());
     }
     let rest = fill.quantity - closing;
