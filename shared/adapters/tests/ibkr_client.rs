@@ -12,7 +12,9 @@ use rust_decimal::Decimal;
 use serde_json::json;
 use tradeflow_adapters::ibkr::session::keep_alive;
 use tradeflow_adapters::ibkr::types::{OrderRequest, OrderType};
-use tradeflow_adapters::ibkr::{ConfirmPolicy, IbkrClient, IbkrError, IbkrSettings, PacingLimits};
+use tradeflow_adapters::ibkr::{
+    ConfirmPolicy, IbkrClient, IbkrError, IbkrSettings, OrderLookup, PacingLimits,
+};
 use tradeflow_adapters::market::MarketSource;
 use tradeflow_core::market::validate_bars;
 use tradeflow_core::orders::{Broker, NewOrder, Order, OrderStatus, Side};
@@ -930,15 +932,19 @@ async fn an_order_finished_before_a_session_reset_is_known_only_by_its_execution
         .await;
     let status = c.order_status(&filled.order_id).await;
     let still = c.order_status(&working.order_id).await.unwrap();
-    let lookup = c.find_order_by_ref("tf-old-1").await;
+    let forgotten = c.find_order_by_ref("tf-old-1").await.unwrap();
+    let lookup = c.lookup_order_by_ref("tf-old-1").await.unwrap();
     let listed = c.find_order_by_ref("tf-old-2").await.unwrap();
 
     assert_eq!(done.order_status, "Filled");
     assert!(matches!(status, Err(IbkrError::OrderNotInSession { .. })));
     assert_eq!(still.order_status, "Submitted");
-    assert!(
-        matches!(lookup, Err(IbkrError::OrderKnownOnlyByExecutions { coid, filled }) if coid == "tf-old-1" && filled == Decimal::from(3))
-    );
+    assert!(forgotten.is_none());
+    let OrderLookup::ExecutedOnly(executions) = lookup else {
+        panic!("found by its executions: {lookup:?}")
+    };
+    let filled: Decimal = executions.iter().filter_map(|e| e.size).sum();
+    assert_eq!(filled, Decimal::from(3));
     assert_eq!(listed.unwrap().order_id.to_string(), working.order_id);
 }
 

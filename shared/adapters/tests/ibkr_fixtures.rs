@@ -516,7 +516,7 @@ async fn live_order_fixtures_parse_and_the_preflight_is_not_an_empty_book() {
     .await;
 
     let found = c.find_order_by_ref("Order123").await.unwrap().unwrap();
-    let not_ready = pre.find_order_by_ref("Order123").await;
+    let not_ready = pre.lookup_order_by_ref("Order123").await;
 
     assert_eq!(
         (found.order_id, found.conid, found.status.as_str()),

@@ -20,8 +20,6 @@ fn broker_error(e: IbkrError) -> BrokerError {
     match e {
         IbkrError::DuplicateOrder { coid } => BrokerError::Duplicate(coid),
         IbkrError::OrderRejected { message } => BrokerError::Rejected(message),
-        // The order exists (executions by cOID) but this session does not list it.
-        IbkrError::OrderKnownOnlyByExecutions { coid, .. } => BrokerError::NotInSession(coid),
         // A garbled answer to an order says nothing about whether it went out.
         e if e.is_retryable() || matches!(e, IbkrError::Malformed { .. }) => {
             BrokerError::Unavailable(e.to_string())

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use reqwest::Method;
-use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::sync::RwLock;
@@ -355,10 +354,6 @@ fn start_time(day: NaiveDate) -> String {
 
 /// Requests one history page may take: 1000 bars never need more than two.
 const HISTORY_PAGES: usize = 4;
-
-fn sum_size(executions: &[Execution]) -> Decimal {
-    executions.iter().filter_map(|e| e.size).sum()
-}
 
 impl IbkrClient {
     /// Builds a client.
@@ -1052,22 +1047,20 @@ impl IbkrClient {
     }
 
     /// The live order whose `order_ref` is our cOID: how to learn, after a crash or
-    /// a lost response, whether an order went out. `None` only when the gateway
-    /// positively has no such order.
+    /// a lost response, whether an order went out in this brokerage session. The
+    /// session's pre-flight answer is asked again, never taken for "no orders".
+    /// Orders of an earlier session are not listed: `lookup_order_by_ref` (or the
+    /// caller's own look at `trades`) finds those by their executions.
     ///
     /// # Errors
-    /// `OrderKnownOnlyByExecutions` when the order exists but this session does
-    /// not list it (never send it again), `LiveOrdersNotReady`, and as
-    /// `lookup_order_by_ref`.
+    /// `LiveOrdersNotReady` when the list never got past its pre-flight (the order
+    /// may exist: retry), session, pacing or transport errors.
     pub async fn find_order_by_ref(&self, coid: &str) -> Result<Option<LiveOrder>, IbkrError> {
-        match self.lookup_order_by_ref(coid).await? {
-            OrderLookup::Live(o) => Ok(Some(o)),
-            OrderLookup::Absent => Ok(None),
-            OrderLookup::ExecutedOnly(executions) => Err(IbkrError::OrderKnownOnlyByExecutions {
-                coid: coid.to_string(),
-                filled: sum_size(&executions),
-            }),
-        }
+        Ok(self
+            .live_orders()
+            .await?
+            .into_iter()
+            .find(|o| o.order_ref.as_deref() == Some(coid)))
     }
 
     /// `GET /iserver/account/order/status/{orderId}`.
