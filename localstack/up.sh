@@ -21,7 +21,7 @@ has_ibkr=0; [ -f "$REPO_ROOT/localstack/fake-ibkr/Cargo.toml" ] && has_ibkr=1
 ENV_FILE="$STATE/lambda.env"
 
 ls_up() { running localstack && http_up "http://127.0.0.1:$LOCALSTACK_PORT/_localstack/health"; }
-ibkr_up() { running fake-ibkr && http_up "http://127.0.0.1:$FAKE_IBKR_PORT/v1/api/tickle"; }
+ibkr_up() { running fake-ibkr && http_up "http://127.0.0.1:$FAKE_IBKR_PORT/fake/stats"; }
 # (a TCP probe: an HTTP GET on watch logs an ERROR line)
 watch_up() { running cargo-lambda && port_busy "$CARGO_LAMBDA_PORT"; }
 
@@ -109,7 +109,7 @@ elif [ -x "$CARGO_TARGET_DIR/debug/fake-ibkr" ]; then
   say "fake-ibkr: starting on 127.0.0.1:$FAKE_IBKR_PORT"
   start_bg fake-ibkr "$REPO_ROOT" "$CARGO_TARGET_DIR/debug/fake-ibkr" --port "$FAKE_IBKR_PORT"
   # another crate, still in progress: a failure here is a warning, not fatal
-  try_wait 30 "fake-ibkr" fake-ibkr http_up "http://127.0.0.1:$FAKE_IBKR_PORT/v1/api/tickle" ||
+  try_wait 30 "fake-ibkr" fake-ibkr http_up "http://127.0.0.1:$FAKE_IBKR_PORT/fake/stats" ||
     { ibkr_failed=1; say "warning: fake-ibkr did not start; continuing without it"; 
       running fake-ibkr && kill "$(cat "$STATE/fake-ibkr.pid")"; rm -f "$STATE/fake-ibkr.pid"; }
 else

@@ -41,4 +41,4 @@ source localstack/env.sh
 cargo test --locked -p tradeflow-integration-tests -- --test-threads 4
 # Adapter tests that need LocalStack's DynamoDB (symbol cache, keep-alive state);
 # ignored in the unit run above, run here against the stack.
-cargo test --locked -p tradeflow-adapters --test ibkr_symbols --test lease -- --ignored
+cargo test --locked -p tradeflow-adapters --test ibkr_symbols --test lease --test gateway_discipline -- --ignored

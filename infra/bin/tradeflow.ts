@@ -8,6 +8,7 @@
 //   alarmEmail           subscribe this address to the alarm topic
 //   apiJwtIssuer, apiJwtAudience   JWT authorizer for the HTTP API instead of IAM
 //   preview              true: also synthesize TradeflowPreviewStack with the not-yet-listed functions
+//   gatewayHost          false: no IBeam host in the gateway VPC (attach IbkrGateway's HostSg to yours)
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { App } from 'aws-cdk-lib';
@@ -45,6 +46,7 @@ const props: TradeflowStackProps = {
   ibkrBaseUrl: ctx('ibkrBaseUrl'),
   envOverrides: ctx('envOverrides') ? JSON.parse(ctx('envOverrides') as string) : undefined,
   alarmEmail: ctx('alarmEmail'),
+  gatewayHost: flag('gatewayHost', true),
   apiJwt: issuer && audience ? { issuer, audience: audience.split(',') } : undefined,
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
   description: 'tradeflow: LLM-assisted trading workflow for Interactive Brokers',

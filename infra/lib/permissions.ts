@@ -29,6 +29,8 @@ export interface FunctionPermissions {
 }
 
 const LINEAGE = 'tradeflow-lineage';
+// Every IBKR caller keeps the gateway-wide discipline (pacing, order window) in this table.
+const GATEWAY = 'tradeflow-gateway';
 
 export const PERMISSIONS: Record<string, FunctionPermissions> = {
   'load-strategy': {
@@ -37,7 +39,7 @@ export const PERMISSIONS: Record<string, FunctionPermissions> = {
     bucket: 'write',
   },
   'fetch-market-data': {
-    readWrite: ['tradeflow-symbols', LINEAGE],
+    readWrite: ['tradeflow-symbols', LINEAGE, GATEWAY],
     bucket: 'readWrite',
     ibkr: true,
   },
@@ -54,19 +56,19 @@ export const PERMISSIONS: Record<string, FunctionPermissions> = {
   'place-order': {
     read: ['tradeflow-portfolio', 'tradeflow-trades'],
     // Positions: entry/exit claims, contract claims and the account item (issue 12).
-    readWrite: ['tradeflow-orders', 'tradeflow-positions', LINEAGE],
+    readWrite: ['tradeflow-orders', 'tradeflow-positions', LINEAGE, GATEWAY],
     bucket: 'write',
     ibkr: true,
   },
   'check-order': {
     // A fill commits order, position, trade and the account's day in one transaction.
-    readWrite: ['tradeflow-orders', 'tradeflow-positions', 'tradeflow-trades', LINEAGE],
+    readWrite: ['tradeflow-orders', 'tradeflow-positions', 'tradeflow-trades', LINEAGE, GATEWAY],
     bucket: 'write',
     ibkr: true,
     putEvents: true,
   },
   'update-portfolio': {
-    readWrite: ['tradeflow-orders', 'tradeflow-positions', 'tradeflow-trades', 'tradeflow-portfolio', LINEAGE],
+    readWrite: ['tradeflow-orders', 'tradeflow-positions', 'tradeflow-trades', 'tradeflow-portfolio', LINEAGE, GATEWAY],
     bucket: 'write',
     ibkr: true,
     putEvents: true,
@@ -84,7 +86,7 @@ export const PERMISSIONS: Record<string, FunctionPermissions> = {
       'tradeflow-trades',
       'tradeflow-portfolio',
     ],
-    readWrite: ['tradeflow-strategies', 'tradeflow-prompts', 'tradeflow-symbols'],
+    readWrite: ['tradeflow-strategies', 'tradeflow-prompts', 'tradeflow-symbols', GATEWAY],
     bucket: 'read',
     ibkr: true,
     schedules: true,
@@ -92,10 +94,10 @@ export const PERMISSIONS: Record<string, FunctionPermissions> = {
   'position-monitor': {
     read: ['tradeflow-strategies', 'tradeflow-portfolio'],
     // Lineage: the reconciler records each run that changed or found something.
-    readWrite: ['tradeflow-positions', 'tradeflow-orders', 'tradeflow-trades', LINEAGE],
+    readWrite: ['tradeflow-positions', 'tradeflow-orders', 'tradeflow-trades', LINEAGE, GATEWAY],
     bucket: 'write',
     ibkr: true,
     putEvents: true,
   },
-  'session-keepalive': { ibkr: true },
+  'session-keepalive': { readWrite: [GATEWAY], ibkr: true },
 };

@@ -33,6 +33,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import type { Construct } from 'constructs';
+import { IbkrGateway } from './gateway';
 import { functionCode } from './lambda-code';
 import { PERMISSIONS, type FunctionPermissions } from './permissions';
 import { plainEnv, stepFunctions, type FunctionEntry, type KeyAttr, type Resources } from './resources';
@@ -65,6 +66,8 @@ export interface TradeflowStackProps extends StackProps {
   /** HTTP API auth: IAM (SigV4) by default, a JWT authorizer when issuer and audience are given. */
   apiJwt?: { issuer: string; audience: string[] };
   permissions?: Record<string, FunctionPermissions>;
+  /** Run the IBKR gateway host (IBeam) in the stack's VPC (default true; false: bring your own). */
+  gatewayHost?: boolean;
 }
 
 const ATTR_TYPES: Record<KeyAttr[1], dynamodb.AttributeType> = {
@@ -100,6 +103,7 @@ export class TradeflowStack extends Stack {
   readonly stateMachine: sfn.StateMachine;
   readonly eventsRole: iam.Role;
   readonly httpApi?: apigwv2.HttpApi;
+  readonly ibkrGateway: IbkrGateway;
 
   constructor(scope: Construct, id: string, props: TradeflowStackProps) {
     super(scope, id, props);
@@ -315,6 +319,13 @@ export class TradeflowStack extends Stack {
       alarm(`${pascal(f.name)}ErrorsAlarm`, this.functions[f.name].metricErrors({ period, statistic: 'Sum' }),
         `${f.name}: the function returned errors`);
     }
+
+    // ---- the IBKR gateway: its VPC, host, and health alarm (infra/lib/gateway.ts) ------------
+    this.ibkrGateway = new IbkrGateway(this, 'IbkrGateway', {
+      callers: r.functions.filter((f) => permissions[f.name]?.ibkr).map((f) => this.functions[f.name]),
+      alarmTopic,
+      createHost: props.gatewayHost ?? true,
+    });
 
     // ---- outputs ----------------------------------------------------------------------------
     new CfnOutput(this, 'StateMachineArn', { value: this.stateMachine.stateMachineArn });

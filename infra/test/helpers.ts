@@ -64,8 +64,10 @@ export function statementsByFunction(json: { Resources: Record<string, CfnRes> }
     roleToFn.set(fn.Properties.Role['Fn::GetAtt'][0], fn.Properties.FunctionName);
   }
   const out = new Map<string, any[]>();
-  for (const [, pol] of ofType(json, 'AWS::IAM::Policy')) {
-    for (const role of pol.Properties.Roles) {
+  // CDK moves statements beyond an inline policy's size limit into attached managed policies.
+  const policies = [...ofType(json, 'AWS::IAM::Policy'), ...ofType(json, 'AWS::IAM::ManagedPolicy')];
+  for (const [, pol] of policies) {
+    for (const role of pol.Properties.Roles ?? []) {
       const fn = roleToFn.get(role.Ref);
       if (!fn) continue;
       out.set(fn, [...(out.get(fn) ?? []), ...pol.Properties.PolicyDocument.Statement]);

@@ -13,8 +13,8 @@ describe('TradeflowStack resources', () => {
     template.resourceCountIs('AWS::Lambda::Function', resources.functions.length);
     template.resourceCountIs('AWS::StepFunctions::StateMachine', 1);
     template.resourceCountIs('AWS::S3::Bucket', 1);
-    // ExecutionsFailed + ExecutionsTimedOut + Errors per function.
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 2 + resources.functions.length);
+    // ExecutionsFailed + ExecutionsTimedOut + Errors per function + the IBKR gateway's health.
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 3 + resources.functions.length);
     template.resourceCountIs('AWS::Events::Rule', resources.functions.filter((f) => f.schedule).length);
   });
 

@@ -282,6 +282,42 @@ impl FakeIbkr {
         Ok(())
     }
 
+    /// Makes the gateway ask these order questions even when suppressed, until the
+    /// returned guard is dropped (also when the test panics).
+    ///
+    /// # Errors
+    /// See [`FakeIbkr::post`].
+    pub async fn ask_despite_suppression(
+        &self,
+        message_ids: &[&str],
+    ) -> anyhow::Result<PostOnDrop> {
+        let guard = PostOnDrop {
+            url: format!("{}/questions", self.base),
+            body: r#"{"unsuppressible":[]}"#.into(),
+        };
+        self.post(
+            "/questions",
+            serde_json::json!({ "unsuppressible": message_ids }),
+        )
+        .await?;
+        Ok(guard)
+    }
+
+    /// The gateway's counters (`pacing_violations`, `interleaved_replies`, …).
+    ///
+    /// # Errors
+    /// Transport errors or a non-JSON answer.
+    pub async fn stats(&self) -> anyhow::Result<Value> {
+        Ok(self
+            .http
+            .get(format!("{}/stats", self.base))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await?
+            .json()
+            .await?)
+    }
+
     /// Logs the gateway out (every `/v1/api` call answers 401) until the returned
     /// guard is dropped, which logs it back in, also when the test panics.
     ///

@@ -28,8 +28,12 @@ async fn handle(
 ) -> Result<PlaceOrderOutput, StepError> {
     let s = &input.load_strategy.strategy;
     let books = deps.books();
-    // Submissions hold the gateway session alone (IBKR's question/reply must not interleave).
-    let broker = LeasedBroker::new(deps.ibkr()?, deps.submission_lease());
+    // Submissions hold the gateway session alone (IBKR's question/reply must not
+    // interleave); the strategy may confirm questions beyond the deployment's.
+    let broker = LeasedBroker::new(
+        deps.ibkr()?.with_strategy_confirm(&s.confirm_message_ids),
+        deps.submission_lease(),
+    );
     let signal = &input.parse_signal.signal;
     let now = chrono::Utc::now();
     let placed = place_signal(&broker, &books, s, signal, &ctx.execution_name, now).await?;

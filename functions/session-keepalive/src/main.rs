@@ -1,8 +1,10 @@
 //! session-keepalive: run by an EventBridge rate rule (every minute). Tickles the
 //! IBKR gateway (idle timeout ≈ 6 min), re-authenticates a connected but
-//! unauthenticated session and records the state in the symbols table under
-//! `#ibkr-session`, so a failed execution can say "IBKR session not authenticated".
-//! Not a workflow step, so it does not use the step harness.
+//! unauthenticated session, suppresses the deployment's order questions for a new
+//! session, records the state in the symbols table under `#ibkr-session` (so a
+//! failed execution can say "IBKR session not authenticated") and reports it as a
+//! CloudWatch metric (Embedded Metric Format on stdout), which the stack's alarm
+//! watches. Not a workflow step, so it does not use the step harness.
 
 use chrono::Utc;
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -16,7 +18,10 @@ async fn handle(
     ibkr: &IbkrClient,
     store: &Store,
 ) -> Result<session::SessionState, lambda_runtime::Error> {
-    let state = session::keep_alive(ibkr, Utc::now()).await;
+    let now = Utc::now();
+    let state = session::keep_alive(ibkr, now).await;
+    // A raw line, not a tracing event: CloudWatch reads EMF only from the bare JSON.
+    println!("{}", session::metric_line(&state, now.timestamp_millis()));
     if state.healthy {
         tracing::info!(
             reauthenticated = state.reauthenticated,

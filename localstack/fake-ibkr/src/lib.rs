@@ -1,9 +1,15 @@
 //! A fake IBKR Client Portal gateway: the same paths under `/v1/api`, IBKR's JSON
-//! shapes and quirks (401 until logged in, string conids in search, snake_case
-//! contract info, string snapshot values with an empty pre-flight, order questions,
-//! HTTP 200 rejections, duplicate cOIDs, 429 pacing, executions with string prices
-//! and commissions reported late), an in-memory paper broker with a deterministic
-//! fill model, and `/fake/*` endpoints that tests use to steer it.
+//! shapes (those of IBKR Campus's published examples, checked against the client's
+//! fixtures) and quirks (401 until logged in, string conids in search, snake_case
+//! contract info, string snapshot values with an empty pre-flight, order questions
+//! by order type with per-session suppression, HTTP 200 rejections, duplicate
+//! cOIDs, gateway-wide pacing with a penalty box, a live-orders pre-flight, 503 for
+//! orders of earlier sessions, executions without order ids and with commissions
+//! reported late), an in-memory paper broker with a deterministic fill model, and
+//! `/fake/*` endpoints that tests use to steer it and read its counters.
+
+// IBKR's order-status object has 43 fields: more than `json!` expands by default.
+#![recursion_limit = "256"]
 
 pub mod broker;
 
@@ -20,19 +26,26 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::Utc;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tradeflow_core::synthetic;
 
-use crate::broker::{CommissionReporting, Fault, FaultKind, Gateway, OrderAnswer, OrderTicket};
+use crate::broker::{
+    CommissionReporting, Fault, FaultKind, Forget, Gateway, OrderAnswer, OrderTicket, Presets,
+};
 
 /// How the gateway starts.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub logged_in: bool,
     pub account_id: String,
-    /// Answer 429 when a client exceeds IBKR's pacing limits.
+    /// Answer 429 when a client exceeds IBKR's pacing limits (violations are
+    /// counted either way).
     pub pacing: bool,
+    /// How long the IP stays in the penalty box after a violation: every request
+    /// answers 429 meanwhile. IBKR Campus, Web API v1.0, "Pacing Limitations":
+    /// "Violator IP addresses may be put in a penalty box for 10 minutes".
+    pub penalty_box: Duration,
 }
 
 impl Default for Options {
@@ -41,31 +54,67 @@ impl Default for Options {
             logged_in: true,
             account_id: "DU1234567".into(),
             pacing: true,
+            penalty_box: Duration::from_secs(600),
         }
     }
 }
 
-/// IBKR's published pacing ("Pacing Limitations", IBKR Campus Web API v1.0).
+/// IBKR's published pacing ("Pacing Limitations", IBKR Campus Web API v1.0): 10
+/// requests/s through the gateway, `/iserver/account/orders`,
+/// `/iserver/account/trades` and `/portfolio/accounts` once per 5 s, `/tickle`
+/// once per second, 5 concurrent history requests.
 const GLOBAL_PER_SECOND: usize = 10;
 const SLOW_ENDPOINT_INTERVAL: Duration = Duration::from_secs(5);
+const TICKLE_INTERVAL: Duration = Duration::from_secs(1);
 const HISTORY_CONCURRENCY: usize = 5;
 
 #[derive(Debug, Default)]
 struct Pacing {
-    recent: VecDeque<Instant>,
+    recent: VecDeque<(Instant, String)>,
     last_slow: HashMap<&'static str, Instant>,
     history_in_flight: usize,
+    penalty_until: Option<Instant>,
+    stats: PacingStats,
+    last_violation: Option<Violation>,
+}
+
+/// What the pacing rules saw, for `/fake/stats`.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+struct PacingStats {
+    /// Requests under `/v1/api` (control requests are not counted).
+    requests: u64,
+    /// Requests over a limit: each (when pacing is on) sent the IP to the box.
+    pacing_violations: u64,
+    /// Requests answered 429 because the IP sat in the penalty box.
+    penalty_box_rejections: u64,
+    /// Most history requests in flight at once.
+    max_history_in_flight: usize,
+}
+
+/// Which limit the last violation broke and the requests of the second before it.
+#[derive(Debug, Clone, Default, Serialize)]
+struct Violation {
+    rule: String,
+    path: String,
+    /// `+ms path` of the requests in the second up to it.
+    last_second: Vec<String>,
 }
 
 #[derive(Clone)]
 pub struct AppState {
     gw: Arc<Mutex<Gateway>>,
-    pacing: Option<Arc<Mutex<Pacing>>>,
+    pacing: Arc<Mutex<Pacing>>,
+    enforce: bool,
+    penalty_box: Duration,
 }
 
 impl AppState {
     fn gw(&self) -> MutexGuard<'_, Gateway> {
         self.gw.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn pacing(&self) -> MutexGuard<'_, Pacing> {
+        self.pacing.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -90,7 +139,9 @@ fn unauthorized() -> Response {
 pub fn router(opts: Options) -> Router {
     let state = AppState {
         gw: Arc::new(Mutex::new(Gateway::new(opts.account_id, opts.logged_in))),
-        pacing: opts.pacing.then(|| Arc::new(Mutex::new(Pacing::default()))),
+        pacing: Arc::new(Mutex::new(Pacing::default())),
+        enforce: opts.pacing,
+        penalty_box: opts.penalty_box,
     };
     let api = Router::new()
         .route("/iserver/auth/status", get(auth_status).post(auth_status))
@@ -108,6 +159,8 @@ pub fn router(opts: Options) -> Router {
         .route("/iserver/marketdata/snapshot", get(snapshot))
         .route("/iserver/account/{acct}/orders", post(place_order))
         .route("/iserver/reply/{id}", post(reply))
+        .route("/iserver/questions/suppress", post(suppress))
+        .route("/iserver/questions/suppress/reset", post(suppress_reset))
         .route("/iserver/account/orders", get(live_orders))
         .route("/iserver/account/order/status/{id}", get(order_status))
         .route("/iserver/account/trades", get(trades))
@@ -127,7 +180,12 @@ pub fn router(opts: Options) -> Router {
         .route("/faults", post(fake_faults).delete(fake_clear_faults))
         .route("/orders", get(fake_orders))
         .route("/executions", get(fake_executions))
-        .route("/commissions", post(fake_commissions));
+        .route("/commissions", post(fake_commissions))
+        .route("/questions", post(fake_questions))
+        .route("/presets", post(fake_presets))
+        .route("/market-data", post(fake_market_data))
+        .route("/history", post(fake_history))
+        .route("/stats", get(fake_stats));
     Router::new()
         .nest("/v1/api", api)
         .nest("/fake", control)
@@ -165,53 +223,84 @@ fn session_free(path: &str) -> bool {
     )
 }
 
-fn slow_endpoint(method: &axum::http::Method, path: &str) -> Option<&'static str> {
+fn slow_endpoint(method: &axum::http::Method, path: &str) -> Option<(&'static str, Duration)> {
     match (method.as_str(), path) {
-        ("GET", "/iserver/account/orders") => Some("orders"),
-        ("GET", "/iserver/account/trades") => Some("trades"),
-        ("GET", "/portfolio/accounts") => Some("portfolio_accounts"),
+        ("GET", "/iserver/account/orders") => Some(("orders", SLOW_ENDPOINT_INTERVAL)),
+        ("GET", "/iserver/account/trades") => Some(("trades", SLOW_ENDPOINT_INTERVAL)),
+        ("GET", "/portfolio/accounts") => Some(("portfolio_accounts", SLOW_ENDPOINT_INTERVAL)),
+        (_, "/tickle") => Some(("tickle", TICKLE_INTERVAL)),
         _ => None,
     }
 }
 
-/// Pacing, faults, authentication and the reply rule, in IBKR's order.
+/// Pacing, the penalty box, faults, authentication and the reply rule, in IBKR's
+/// order. Limits are gateway-wide: every caller counts (IBKR Campus, "Pacing
+/// Limitations").
 async fn gatekeeper(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let is_history = path == "/iserver/marketdata/history";
-    if let Some(p) = &st.pacing {
-        let mut p = p.lock().unwrap_or_else(PoisonError::into_inner);
+    {
+        let mut p = st.pacing();
         let now = Instant::now();
+        p.stats.requests += 1;
+        if st.enforce && p.penalty_until.is_some_and(|until| now < until) {
+            p.stats.penalty_box_rejections += 1;
+            return too_many_requests();
+        }
         while p
             .recent
             .front()
-            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+            .is_some_and(|(t, _)| now.duration_since(*t) >= Duration::from_secs(1))
         {
             p.recent.pop_front();
         }
-        p.recent.push_back(now);
-        let mut limited = p.recent.len() > GLOBAL_PER_SECOND;
-        if let Some(key) = slow_endpoint(req.method(), &path) {
-            limited |= p
-                .last_slow
+        p.recent.push_back((now, path.clone()));
+        let mut rule = (p.recent.len() > GLOBAL_PER_SECOND).then(|| "10 requests/s".to_string());
+        if let Some((key, interval)) = slow_endpoint(req.method(), &path) {
+            if p.last_slow
                 .get(key)
-                .is_some_and(|t| now.duration_since(*t) < SLOW_ENDPOINT_INTERVAL);
+                .is_some_and(|t| now.duration_since(*t) < interval)
+            {
+                rule = Some(format!("{key} once per {interval:?}"));
+            }
             p.last_slow.insert(key, now);
         }
-        limited |= is_history && p.history_in_flight >= HISTORY_CONCURRENCY;
-        if limited {
-            return (StatusCode::TOO_MANY_REQUESTS, "Too Many Requests").into_response();
+        if is_history && p.history_in_flight >= HISTORY_CONCURRENCY {
+            rule = Some("5 concurrent history requests".into());
+        }
+        if let Some(rule) = rule {
+            p.stats.pacing_violations += 1;
+            let first = p.recent.front().map_or(now, |(t, _)| *t);
+            let last_second = p
+                .recent
+                .iter()
+                .map(|(t, path)| format!("+{}ms {path}", t.duration_since(first).as_millis()))
+                .collect();
+            tracing::warn!(%path, %rule, "pacing violation");
+            p.last_violation = Some(Violation {
+                rule,
+                path: path.clone(),
+                last_second,
+            });
+            if st.enforce {
+                p.penalty_until = Some(now + st.penalty_box);
+                return too_many_requests();
+            }
         }
         if is_history {
             p.history_in_flight += 1;
+            p.stats.max_history_in_flight = p.stats.max_history_in_flight.max(p.history_in_flight);
         }
     }
     let resp = gate_inner(&st, &path, req, next).await;
-    if is_history && let Some(p) = &st.pacing {
-        p.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .history_in_flight -= 1;
+    if is_history {
+        st.pacing().history_in_flight -= 1;
     }
     resp
+}
+
+fn too_many_requests() -> Response {
+    (StatusCode::TOO_MANY_REQUESTS, "Too Many Requests").into_response()
 }
 
 async fn gate_inner(st: &AppState, path: &str, req: Request, next: Next) -> Response {
@@ -255,9 +344,10 @@ async fn gate_inner(st: &AppState, path: &str, req: Request, next: Next) -> Resp
         if !gw.authenticated && !session_free(path) {
             return unauthorized();
         }
-        // "Must follow immediately": any other request drops a pending order question.
+        // "Must follow immediately": any other request cancels a pending order
+        // question (IBKR Campus, "Place Order Reply Confirmation").
         if !path.starts_with("/iserver/reply/") {
-            gw.pending = None;
+            gw.interrupt_pending();
         }
         gw.orders.len()
     };
@@ -294,13 +384,22 @@ async fn auth_status(State(st): State<AppState>) -> Response {
 
 async fn tickle(State(st): State<AppState>) -> Response {
     let gw = st.gw();
+    // IBKR Campus, Web API v1.0, "Request Session Information" (and its
+    // "collission" spelling).
     Json(json!({
         "session": "fake0session0token",
         "ssoExpires": 540_000,
         "collission": false,
         "userId": 1,
         "hmds": {"error": "no bridge"},
-        "iserver": {"authStatus": gw.auth_status()},
+        "iserver": {"authStatus": {
+            "authenticated": gw.authenticated,
+            "competing": gw.competing,
+            "connected": gw.logged_in,
+            "message": "",
+            "MAC": "00:00:00:00:00:00",
+            "serverInfo": {"serverName": "FakeGateway", "serverVersion": "Build 10.0.0, fake"},
+        }},
     }))
     .into_response()
 }
@@ -321,12 +420,31 @@ async fn logout(State(st): State<AppState>) -> Response {
 
 async fn accounts(State(st): State<AppState>) -> Response {
     let gw = st.gw();
+    let a = gw.account.clone();
+    // IBKR Campus, Web API v1.0, "Receive Brokerage Accounts".
     Json(json!({
-        "accounts": [gw.account],
-        "aliases": {gw.account.clone(): gw.account},
-        "selectedAccount": gw.account,
+        "accounts": [a],
+        "acctProps": {a.clone(): {
+            "hasChildAccounts": false, "supportsCashQty": true, "noFXConv": false,
+            "isProp": false, "supportsFractions": false, "allowCustomerTime": false,
+        }},
+        "aliases": {a.clone(): a},
+        "allowFeatures": {
+            "showGFIS": true, "showEUCostReport": false, "allowEventContract": false,
+            "allowFXConv": true, "allowFinancialLens": false, "allowMTA": true,
+            "allowTypeAhead": true, "allowEventTrading": false, "snapshotRefreshTimeout": 30,
+            "liteUser": false, "showWebNews": false, "research": false, "debugPnl": false,
+            "showTaxOpt": false, "showImpactDashboard": false, "allowDynAccount": false,
+            "allowCrypto": false, "allowedAssetTypes": "STK",
+        },
+        "chartPeriods": {"STK": ["*"]},
+        "groups": [],
+        "profiles": [],
+        "selectedAccount": a,
+        "serverInfo": {"serverName": "FakeGateway", "serverVersion": "Build 10.0.0, fake"},
+        "sessionId": format!("fake.{:08x}", gw.session),
+        "isFT": false,
         "isPaper": true,
-        "allowFeatures": {"showGFIS": true},
     }))
     .into_response()
 }
@@ -364,22 +482,37 @@ fn search(q: SearchQuery) -> Response {
             }
         })
         .map(|(conid, symbol, company, exchange)| {
-            json!({
-                // IBKR sends the conid as a string here (and a number elsewhere).
-                "conid": conid.to_string(),
-                "companyHeader": format!("{company} - {exchange}"),
-                "companyName": company,
-                "symbol": symbol,
-                "description": exchange,
-                "restricted": null,
-                "fop": null,
-                "opt": "20261218;20270115",
-                "war": null,
-                "sections": [
-                    {"secType": "STK"},
-                    {"secType": "OPT", "months": "DEC26;JAN27", "exchange": "SMART;AMEX;CBOE"},
-                ],
-            })
+            // IBKR sends the conid as a string here (and a number elsewhere).
+            if by_name {
+                // IBKR Campus, Web API v1.0, "Search Contract by Symbol" (its
+                // example is a name search).
+                json!({
+                    "conid": conid.to_string(),
+                    "companyHeader": format!("{symbol} {company} ({exchange}) "),
+                    "companyName": format!("{company} ({exchange})"),
+                    "symbol": symbol,
+                    "description": null,
+                    "restricted": null,
+                    "sections": [],
+                    "secType": "STK",
+                })
+            } else {
+                json!({
+                    "conid": conid.to_string(),
+                    "companyHeader": format!("{company} - {exchange}"),
+                    "companyName": company,
+                    "symbol": symbol,
+                    "description": exchange,
+                    "restricted": null,
+                    "fop": null,
+                    "opt": "20261218;20270115",
+                    "war": null,
+                    "sections": [
+                        {"secType": "STK"},
+                        {"secType": "OPT", "months": "DEC26;JAN27", "exchange": "SMART;AMEX;CBOE"},
+                    ],
+                })
+            }
         })
         .collect();
     if hits.is_empty() {
@@ -398,7 +531,8 @@ async fn contract_info(Path(conid): Path<String>) -> Response {
             format!("Invalid contract id {conid}"),
         );
     };
-    // Documented in camelCase, served in snake_case (IBKR Campus "Contract information").
+    // Documented in camelCase, served in snake_case (IBKR Campus, Web API v1.0,
+    // "Contract information by Contract ID": its example).
     Json(json!({
         "cfi_code": "ESXXXX",
         "symbol": symbol,
@@ -413,12 +547,15 @@ async fn contract_info(Path(conid): Path<String>) -> Response {
         "allow_sell_long": false,
         "is_zero_commission_security": false,
         "local_symbol": symbol,
+        "contract_clarification_type": null,
         "classifier": null,
         "currency": "USD",
         "text": null,
         "underlying_con_id": 0,
         "r_t_h": true,
         "multiplier": null,
+        "underlying_issuer": null,
+        "contract_month": null,
         "company_name": company,
         "smart_available": true,
         "exchange": exchange,
@@ -434,10 +571,15 @@ struct HistoryQuery {
     period: String,
     #[serde(default = "default_bar")]
     bar: String,
+    /// `YYYYMMDD-HH:mm:ss`: the chart goes back from here.
+    #[serde(rename = "startTime", default)]
+    start_time: Option<String>,
+    #[serde(rename = "outsideRth", default)]
+    outside_rth: Option<bool>,
 }
 
 fn default_period() -> String {
-    "1y".into()
+    "1w".into()
 }
 
 fn default_bar() -> String {
@@ -451,15 +593,36 @@ async fn history(State(st): State<AppState>, Query(q): Query<HistoryQuery>) -> R
             format!("Invalid conid {}", q.conid),
         );
     };
+    let end = match q
+        .start_time
+        .as_deref()
+        .map(|t| chrono::NaiveDate::parse_from_str(t.get(..8).unwrap_or(t), "%Y%m%d"))
+    {
+        None => None,
+        Some(Ok(d)) => Some(d),
+        Some(Err(_)) => {
+            return ibkr_error(StatusCode::BAD_REQUEST, "Invalid startTime");
+        }
+    };
     let gw = st.gw();
-    match gw.history(conid, &q.period, &q.bar) {
+    match gw.history(conid, &q.period, &q.bar, end) {
         Ok(data) => {
-            let symbol = synthetic::contract(conid).map_or("", |c| c.0);
-            let start = Utc::now().format("%Y%m%d-%H:%M:%S").to_string();
+            let (symbol, company) = synthetic::contract(conid).map_or(("", ""), |c| (c.0, c.1));
+            let start = data
+                .first()
+                .and_then(|b| b["t"].as_i64())
+                .and_then(chrono::DateTime::from_timestamp_millis)
+                .unwrap_or_else(Utc::now)
+                .format("%Y%m%d-%H:%M:%S")
+                .to_string();
+            let pan = end.map_or_else(Utc::now, |d| {
+                d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
+            });
+            // IBKR Campus, Web API v1.0, "Historical Market Data": its example.
             Json(json!({
                 "serverId": "20477",
                 "symbol": symbol,
-                "text": symbol,
+                "text": company,
                 "priceFactor": 100,
                 "startTime": start,
                 "high": "0/0/0",
@@ -468,15 +631,18 @@ async fn history(State(st): State<AppState>, Query(q): Query<HistoryQuery>) -> R
                 "barLength": if q.bar == "1w" { 604_800 } else { 86_400 },
                 "mdAvailability": "S",
                 "mktDataDelay": 0,
-                "outsideRth": false,
-                "volumeFactor": 1,
+                "outsideRth": q.outside_rth.unwrap_or(false),
+                "tradingDayDuration": 1440,
+                "volumeFactor": gw.volume_factor,
                 "priceDisplayRule": 1,
                 "priceDisplayValue": "2",
+                "chartPanStartTime": pan.format("%Y%m%d-%H:%M:%S").to_string(),
+                "direction": -1,
                 "negativeCapable": false,
                 "messageVersion": 2,
+                "data": data,
                 "points": data.len(),
                 "travelTime": 12,
-                "data": data,
             }))
             .into_response()
         }
@@ -500,7 +666,7 @@ async fn snapshot(State(st): State<AppState>, Query(q): Query<SnapshotQuery>) ->
         .map(|f| f.trim().to_string())
         .collect();
     let mut out = Vec::new();
-    for raw in q.conids.split(',') {
+    for (i, raw) in q.conids.split(',').enumerate() {
         let Some((conid, price)) = raw
             .trim()
             .parse::<i64>()
@@ -509,18 +675,22 @@ async fn snapshot(State(st): State<AppState>, Query(q): Query<SnapshotQuery>) ->
         else {
             return ibkr_error(StatusCode::BAD_REQUEST, format!("Invalid conid {raw}"));
         };
-        let mut row = json!({
-            "conid": conid,
-            "conidEx": conid.to_string(),
-            "_updated": Utc::now().timestamp_millis(),
-            "server_id": "q0",
-        });
-        // The first request for a conid only subscribes: it carries no values
-        // (IBKR Campus Web API v1.0, "Market Data Snapshot": pre-flight request).
-        if gw.snapshot_primed.insert(conid) {
+        // The first request for a conid only subscribes: it carries only the conid
+        // (IBKR Campus, Web API v1.0, "Market Data", pre-flight example). A conid
+        // the account has no data for keeps answering like that; the others in
+        // the same request still get their values.
+        let mut row = json!({"conid": conid, "conidEx": conid.to_string()});
+        if gw.snapshot_primed.insert(conid) || gw.unpriced.contains(&conid) {
             out.push(row);
             continue;
         }
+        let server_id = format!("q{}", i + 1);
+        // IBKR Campus, Web API v1.0, "Live Market Data Snapshot": values are
+        // strings; 6509 = market data availability (R = real time).
+        row["_updated"] = json!(Utc::now().timestamp_millis());
+        row["server_id"] = json!(server_id);
+        row["6119"] = json!(server_id);
+        row["6509"] = json!("RpB");
         for f in &fields {
             let v = match f.as_str() {
                 "31" => format!("{price:.2}"),
@@ -581,34 +751,46 @@ async fn reply(
 async fn live_orders(State(st): State<AppState>) -> Response {
     let mut gw = st.gw();
     gw.tick();
-    // A session reset forgets the orders of earlier sessions (IBKR-FACTS "Sessions").
-    let session = gw.session_no;
-    let orders: Vec<Value> = gw
-        .orders
-        .iter()
-        .rev()
-        .filter(|o| o.session == session)
-        .map(|o| o.live_json())
-        .collect();
-    Json(json!({"orders": orders, "snapshot": true})).into_response()
+    Json(gw.live_orders()).into_response()
 }
 
 async fn order_status(State(st): State<AppState>, Path(id): Path<String>) -> Response {
     let mut gw = st.gw();
     gw.tick();
-    let found = id.parse::<u64>().ok().and_then(|id| {
-        gw.orders
-            .iter()
-            .find(|o| o.order_id == id && o.session == gw.session_no)
-    });
-    match found {
-        Some(o) => Json(o.status_json()).into_response(),
-        // IBKR answers 503 for orders it does not know in this session.
+    match id.parse::<u64>().ok().and_then(|id| gw.order_status(id)) {
+        Some(v) => Json(v).into_response(),
+        // IBKR answers 503 for orders it does not know in this session (IBKR
+        // Campus, "Order Status"); the body is not published.
         None => ibkr_error(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("order {id} not found"),
         ),
     }
+}
+
+#[derive(Deserialize)]
+struct SuppressBody {
+    #[serde(rename = "messageIds", default)]
+    message_ids: Vec<String>,
+}
+
+/// `POST /iserver/questions/suppress` (IBKR Campus, "Suppress Messages": up to 51
+/// ids, answered `{"status":"submitted"}`).
+async fn suppress(State(st): State<AppState>, Json(b): Json<SuppressBody>) -> Response {
+    if b.message_ids.len() > 51 {
+        return ibkr_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "at most 51 messageIds per request",
+        );
+    }
+    st.gw().suppress(&b.message_ids);
+    Json(json!({"status": "submitted"})).into_response()
+}
+
+/// `POST /iserver/questions/suppress/reset`.
+async fn suppress_reset(State(st): State<AppState>) -> Response {
+    st.gw().suppressed.clear();
+    Json(json!({"status": "submitted"})).into_response()
 }
 
 #[derive(Deserialize)]
@@ -670,8 +852,11 @@ async fn positions(
     Json(page).into_response()
 }
 
-fn amount(v: f64) -> Value {
-    json!({"amount": v, "currency": "USD", "isNull": false, "timestamp": Utc::now().timestamp_millis(), "value": null, "severity": 0})
+/// One value of `/portfolio/{acct}/summary` (IBKR Campus, Web API v1.0,
+/// "Portfolio Summary": amount, currency, isNull, timestamp, value, severity).
+fn summary_value(amount: f64, value: Option<&str>) -> Value {
+    json!({"amount": amount, "currency": "USD", "isNull": false,
+           "timestamp": Utc::now().timestamp_millis(), "value": value, "severity": 0})
 }
 
 async fn summary(State(st): State<AppState>, Path(acct): Path<String>) -> Response {
@@ -682,17 +867,19 @@ async fn summary(State(st): State<AppState>, Path(acct): Path<String>) -> Respon
     gw.tick();
     let (cash, mv, _, _) = gw.totals();
     Json(json!({
-        "accountready": {"value": "true", "isNull": false},
-        "netliquidation": amount(cash + mv),
-        "totalcashvalue": amount(cash),
-        "settledcash": amount(cash),
-        "grosspositionvalue": amount(mv.abs()),
-        "availablefunds": amount(cash),
-        "buyingpower": amount(cash * 4.0),
+        "accountcode": summary_value(0.0, Some(&gw.account)),
+        "netliquidation": summary_value(cash + mv, None),
+        "totalcashvalue": summary_value(cash, None),
+        "settledcash": summary_value(cash, None),
+        "grosspositionvalue": summary_value(mv.abs(), None),
+        "availablefunds": summary_value(cash, None),
+        "buyingpower": summary_value(cash * 4.0, None),
     }))
     .into_response()
 }
 
+/// `/portfolio/{acct}/ledger` in the shape of IBKR Campus, Web API v1.0,
+/// "Portfolio Ledger" (one object per currency plus `BASE`).
 async fn ledger(State(st): State<AppState>, Path(acct): Path<String>) -> Response {
     let mut gw = st.gw();
     if let Some(r) = check_account(&gw, &acct) {
@@ -700,15 +887,26 @@ async fn ledger(State(st): State<AppState>, Path(acct): Path<String>) -> Respons
     }
     gw.tick();
     let (cash, mv, unreal, real) = gw.totals();
+    let account = gw.account.clone();
     let entry = |currency: &str| {
         json!({
-            "currency": currency, "cashbalance": cash, "settledcash": cash,
-            "netliquidationvalue": cash + mv, "stockmarketvalue": mv,
-            "unrealizedpnl": unreal, "realizedpnl": real, "exchangerate": 1,
-            "timestamp": Utc::now().timestamp(),
+            "commoditymarketvalue": 0.0, "futuremarketvalue": 0.0, "settledcash": cash,
+            "exchangerate": 1, "sessionid": 1, "cashbalance": cash,
+            "corporatebondsmarketvalue": 0.0, "warrantsmarketvalue": 0.0,
+            "netliquidationvalue": cash + mv, "interest": 0.0, "unrealizedpnl": unreal,
+            "stockmarketvalue": mv, "moneyfunds": 0.0, "currency": currency,
+            "realizedpnl": real, "funds": 0.0, "acctcode": account,
+            "issueroptionsmarketvalue": 0.0, "key": "LedgerList",
+            "timestamp": Utc::now().timestamp(), "severity": 0,
+            "stockoptionmarketvalue": 0.0, "futuresonlypnl": 0.0, "tbondsmarketvalue": 0.0,
+            "futureoptionmarketvalue": 0.0, "cashbalancefxsegment": 0.0,
+            "secondkey": currency, "tbillsmarketvalue": 0.0, "dividends": 0.0,
         })
     };
-    Json(json!({"USD": entry("USD"), "BASE": entry("BASE")})).into_response()
+    let mut usd = entry("USD");
+    // IBKR's example marks the last currency of the bundle.
+    usd["endofbundle"] = json!(1);
+    Json(json!({"USD": usd, "BASE": entry("BASE")})).into_response()
 }
 
 async fn fake_login(State(st): State<AppState>) -> Response {
@@ -730,16 +928,6 @@ async fn fake_expire(State(st): State<AppState>) -> Response {
     let mut gw = st.gw();
     gw.authenticated = false;
     Json(gw.auth_status()).into_response()
-}
-
-/// The brokerage session resets (IBKR does it daily at midnight of the region):
-/// live orders and order status forget the orders placed before; they keep
-/// working and filling, visible only in executions and positions.
-async fn fake_session_reset(State(st): State<AppState>) -> Response {
-    let mut gw = st.gw();
-    gw.session_no += 1;
-    gw.new_session();
-    Json(json!({"session": gw.session_no})).into_response()
 }
 
 /// Another login took the brokerage session.
@@ -806,4 +994,95 @@ async fn fake_commissions(
     let mut gw = st.gw();
     gw.set_commission_reporting(r);
     Json(json!(gw.commission_reporting)).into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ResetBody {
+    #[serde(default)]
+    forget: Forget,
+}
+
+/// A brokerage session reset, as IBKR's daily one: see `Gateway::reset_session`
+/// (`{"forget": "all"}`, the default, or `"finished"`).
+async fn fake_session_reset(State(st): State<AppState>, body: Option<Json<ResetBody>>) -> Response {
+    let forget = body.map(|Json(b)| b.forget).unwrap_or_default();
+    let mut gw = st.gw();
+    gw.reset_session(forget);
+    Json(json!({"session": gw.session, "forget": forget})).into_response()
+}
+
+#[derive(Deserialize)]
+struct QuestionsBody {
+    /// Ids asked even when suppressed.
+    #[serde(default)]
+    unsuppressible: Vec<String>,
+}
+
+async fn fake_questions(State(st): State<AppState>, Json(b): Json<QuestionsBody>) -> Response {
+    let mut gw = st.gw();
+    gw.unsuppressible = b.unsuppressible.into_iter().collect();
+    Json(json!({"unsuppressible": gw.unsuppressible, "suppressed": gw.suppressed})).into_response()
+}
+
+async fn fake_presets(State(st): State<AppState>, Json(p): Json<Presets>) -> Response {
+    st.gw().presets = p;
+    Json(json!(p)).into_response()
+}
+
+#[derive(Deserialize)]
+struct MarketDataBody {
+    conid: i64,
+    /// False: the account has no market data for this conid.
+    available: bool,
+}
+
+async fn fake_market_data(State(st): State<AppState>, Json(b): Json<MarketDataBody>) -> Response {
+    let mut gw = st.gw();
+    if b.available {
+        gw.unpriced.remove(&b.conid);
+    } else {
+        gw.unpriced.insert(b.conid);
+    }
+    Json(json!({"unpriced": gw.unpriced})).into_response()
+}
+
+#[derive(Deserialize)]
+struct HistoryBody {
+    volume_factor: f64,
+}
+
+async fn fake_history(State(st): State<AppState>, Json(b): Json<HistoryBody>) -> Response {
+    if !(b.volume_factor > 0.0 && b.volume_factor.is_finite()) {
+        return ibkr_error(StatusCode::BAD_REQUEST, "volume_factor must be positive");
+    }
+    st.gw().volume_factor = b.volume_factor;
+    Json(json!({"volume_factor": b.volume_factor})).into_response()
+}
+
+/// Counters for tests: pacing violations and interleaved replies must stay 0 for
+/// a disciplined client.
+async fn fake_stats(State(st): State<AppState>) -> Response {
+    let (pacing, in_box, violation) = {
+        let p = st.pacing();
+        (
+            p.stats,
+            p.penalty_until.is_some_and(|u| Instant::now() < u),
+            p.last_violation.clone(),
+        )
+    };
+    let gw = st.gw();
+    Json(json!({
+        "requests": pacing.requests,
+        "pacing_violations": pacing.pacing_violations,
+        "last_violation": violation,
+        "penalty_box_rejections": pacing.penalty_box_rejections,
+        "max_history_in_flight": pacing.max_history_in_flight,
+        "in_penalty_box": in_box,
+        "questions_asked": gw.questions.questions_asked,
+        "replies": gw.questions.replies,
+        "late_replies": gw.questions.late_replies,
+        "interleaved_replies": gw.questions.interleaved_replies,
+        "session": gw.session,
+    }))
+    .into_response()
 }

@@ -21,6 +21,10 @@ struct Args {
     #[arg(long, env = "FAKE_IBKR_PACING", default_value_t = true,
           num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pacing: bool,
+    /// Seconds the IP stays in the penalty box after a pacing violation (IBKR: 10
+    /// minutes; tests shorten it).
+    #[arg(long, env = "FAKE_IBKR_PENALTY_BOX_SECS", default_value_t = 600)]
+    penalty_box_secs: u64,
 }
 
 #[tokio::main]
@@ -44,6 +48,7 @@ async fn main() -> std::io::Result<()> {
             logged_in: args.logged_in,
             account_id: args.account,
             pacing: args.pacing,
+            penalty_box: std::time::Duration::from_secs(args.penalty_box_secs),
         },
     )
     .await

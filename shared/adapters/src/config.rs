@@ -49,6 +49,9 @@ pub struct Tables {
     pub portfolio: String,
     pub symbols: String,
     pub prompts: String,
+    /// The gateway-wide discipline's state (pacing slots, requests in flight, the
+    /// order window): see `lease::DynamoDiscipline`.
+    pub gateway: String,
 }
 
 #[derive(Debug, Clone)]
@@ -57,7 +60,16 @@ pub struct Config {
     pub charts_bucket: String,
     pub ibkr_base_url: String,
     pub ibkr_account_id: String,
+    /// Accept any gateway certificate: refused unless the gateway is on this host.
     pub ibkr_allow_self_signed: bool,
+    /// PEM CA certificate(s) the gateway's certificate must chain to.
+    pub ibkr_tls_ca_pem: Option<String>,
+    /// SHA-256 of the gateway's own certificate (hex, `:` allowed).
+    pub ibkr_tls_cert_sha256: Option<String>,
+    /// Order question ids the deployment confirms (and suppresses per session).
+    pub ibkr_confirm_message_ids: Vec<String>,
+    /// Suppress those questions for the brokerage session before ordering.
+    pub ibkr_suppress_questions: bool,
     pub llm_provider: String,
     pub openai_base_url: Option<String>,
     pub openai_api_key: Secret,
@@ -93,6 +105,31 @@ where
         })
 }
 
+/// An IBKR order question id: `o` or `p` and digits (`o354`, `p12`).
+pub fn is_message_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    matches!(chars.next(), Some('o' | 'p')) && id.len() > 1 && chars.all(|c| c.is_ascii_digit())
+}
+
+fn message_ids(list: &str) -> Result<Vec<String>, ConfigError> {
+    let ids: Vec<String> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    match ids
+        .iter()
+        .find(|id| !tradeflow_core::strategy::is_message_id(id))
+    {
+        Some(bad) => Err(ConfigError::Invalid {
+            name: "IBKR_CONFIRM_MESSAGE_IDS",
+            message: format!("{bad} is not an IBKR message id such as o354"),
+        }),
+        None => Ok(ids),
+    }
+}
+
 impl Config {
     /// Reads the configuration.
     ///
@@ -111,11 +148,21 @@ impl Config {
                 portfolio: var("PORTFOLIO_TABLE")?,
                 symbols: var("SYMBOLS_TABLE")?,
                 prompts: var("PROMPTS_TABLE")?,
+                gateway: var("GATEWAY_TABLE")?,
             },
             charts_bucket: var("CHARTS_BUCKET")?,
             ibkr_base_url: var_or("IBKR_BASE_URL", "https://localhost:5000/v1/api"),
             ibkr_account_id: var_or("IBKR_ACCOUNT_ID", ""),
             ibkr_allow_self_signed: parse("IBKR_ALLOW_SELF_SIGNED", "false")?,
+            ibkr_tls_ca_pem: env::var("IBKR_TLS_CA_PEM").ok().filter(|s| !s.is_empty()),
+            ibkr_tls_cert_sha256: env::var("IBKR_TLS_CERT_SHA256")
+                .ok()
+                .filter(|s| !s.is_empty()),
+            ibkr_confirm_message_ids: message_ids(&var_or(
+                "IBKR_CONFIRM_MESSAGE_IDS",
+                &crate::ibkr::DEFAULT_CONFIRM_IDS.join(","),
+            ))?,
+            ibkr_suppress_questions: parse("IBKR_SUPPRESS_QUESTIONS", "true")?,
             llm_provider: var_or("LLM_PROVIDER", "rules"),
             openai_base_url: env::var("OPENAI_BASE_URL").ok(),
             openai_api_key: Secret::new(var_or("OPENAI_API_KEY", "")),
@@ -135,6 +182,21 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn confirm_ids_must_look_like_ibkr_message_ids() {
+        assert_eq!(
+            message_ids(" o354, o10151 ,p12,").unwrap(),
+            ["o354", "o10151", "p12"]
+        );
+        assert!(matches!(
+            message_ids("o354,market"),
+            Err(ConfigError::Invalid {
+                name: "IBKR_CONFIRM_MESSAGE_IDS",
+                ..
+            })
+        ));
+    }
 
     #[test]
     fn secrets_never_print() {

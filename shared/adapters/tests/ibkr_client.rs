@@ -12,7 +12,9 @@ use rust_decimal::Decimal;
 use serde_json::json;
 use tradeflow_adapters::ibkr::session::keep_alive;
 use tradeflow_adapters::ibkr::types::{OrderRequest, OrderType};
-use tradeflow_adapters::ibkr::{ConfirmPolicy, IbkrClient, IbkrError, IbkrSettings, PacingLimits};
+use tradeflow_adapters::ibkr::{
+    ConfirmPolicy, IbkrClient, IbkrError, IbkrSettings, OrderLookup, PacingLimits,
+};
 use tradeflow_adapters::market::MarketSource;
 use tradeflow_core::market::validate_bars;
 use tradeflow_core::orders::{Broker, NewOrder, Order, OrderStatus, Side};
@@ -204,26 +206,143 @@ async fn snapshot_waits_out_the_preflight_and_parses_string_prices() {
     assert_eq!(quotes[0].ask, Some(123.46));
 }
 
+fn market_sell(coid: &str, qty: i64) -> OrderRequest {
+    OrderRequest {
+        conid: AAPL,
+        coid: coid.into(),
+        order_type: OrderType::Market,
+        side: Side::Sell,
+        quantity: Decimal::from(qty),
+        limit_price: None,
+        tif: "DAY".into(),
+        outside_rth: false,
+    }
+}
+
 #[tokio::test]
-async fn first_order_question_is_confirmed_under_the_default_policy() {
+async fn the_default_policy_suppresses_its_questions_before_the_first_order() {
     let gw = gateway(true).await;
     gw.control("price", json!({"conid": AAPL, "price": 100.0}))
         .await;
     let c = gw.client();
 
-    let first = c
+    let limit = c
         .place_order(&limit_buy("tf-first", 5, dec("99.5")))
         .await
         .unwrap();
+    let market = c.place_order(&market_sell("tf-second", 5)).await.unwrap();
+
+    assert!(limit.questions.is_empty());
+    assert!(market.questions.is_empty());
+    assert_eq!(limit.status, "PreSubmitted");
+    assert_eq!(gw.stats().await["questions_asked"], 0);
+    assert_eq!(gw.orders_at_broker().await.len(), 2);
+}
+
+#[tokio::test]
+async fn without_suppression_every_order_asks_and_the_policy_answers() {
+    let gw = gateway(true).await;
+    gw.control("price", json!({"conid": AAPL, "price": 100.0}))
+        .await;
+    let c = IbkrClient::new(IbkrSettings {
+        suppress_questions: false,
+        ..gw.settings()
+    })
+    .unwrap();
+
+    let first = c
+        .place_order(&limit_buy("tf-a", 5, dec("99.5")))
+        .await
+        .unwrap();
     let second = c
-        .place_order(&limit_buy("tf-second", 5, dec("99.5")))
+        .place_order(&limit_buy("tf-b", 5, dec("99.5")))
         .await
         .unwrap();
 
-    assert_eq!(first.confirmed, vec!["o354".to_string()]);
-    assert!(second.confirmed.is_empty());
-    assert_eq!(first.status, "PreSubmitted");
-    assert_eq!(gw.orders_at_broker().await.len(), 2);
+    assert_eq!(first.confirmed(), ["o354"]);
+    assert_eq!(second.confirmed(), ["o354"]);
+    assert_eq!(gw.stats().await["interleaved_replies"], 0);
+}
+
+#[tokio::test]
+async fn a_market_exit_is_placed_under_the_default_policy_when_the_gateway_asks() {
+    let gw = gateway(true).await;
+    gw.control(
+        "questions",
+        json!({"unsuppressible": ["o354", "o10151", "o10153"]}),
+    )
+    .await;
+    let c = gw.client();
+
+    let placed = c.place_order(&market_sell("tf-exit", 10)).await.unwrap();
+
+    let audit: Vec<String> = placed.questions.iter().map(|q| q.summary()).collect();
+    assert_eq!(
+        audit,
+        [
+            "o354 confirmed (deployment policy)",
+            "o10151 confirmed (deployment policy)",
+            "o10153 confirmed (deployment policy)"
+        ]
+    );
+    assert_eq!(gw.orders_at_broker().await[0]["order_type"], "MKT");
+}
+
+#[tokio::test]
+async fn a_policy_without_the_market_order_ids_rejects_a_market_exit() {
+    let gw = gateway(true).await;
+    let c = IbkrClient::new(IbkrSettings {
+        confirm: ConfirmPolicy::from_lists("o354", ""),
+        ..gw.settings()
+    })
+    .unwrap();
+
+    let e = c.place_order(&market_sell("tf-old", 10)).await.unwrap_err();
+
+    assert!(
+        matches!(&e, IbkrError::OrderRejected { message } if message.contains("[o10151]") && message.contains("o10151 declined"))
+    );
+    assert!(gw.orders_at_broker().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_strategys_extra_id_confirms_that_strategys_orders_only() {
+    let gw = gateway(true).await;
+    gw.control("price", json!({"conid": AAPL, "price": 100.0}))
+        .await;
+    let base = gw.client();
+    let strategy = base.with_strategy_confirm(&["o163".to_string()]);
+
+    let far = strategy
+        .place_order(&limit_buy("tf-far-ok", 5, dec("80")))
+        .await
+        .unwrap();
+    let refused = base
+        .place_order(&limit_buy("tf-far-no", 5, dec("80")))
+        .await;
+
+    assert_eq!(
+        far.questions
+            .iter()
+            .map(|q| q.summary())
+            .collect::<Vec<_>>(),
+        ["o163 confirmed (strategy policy)"]
+    );
+    assert!(matches!(refused, Err(IbkrError::OrderRejected { .. })));
+    assert_eq!(gw.orders_at_broker().await.len(), 1);
+}
+
+#[tokio::test]
+async fn after_a_session_reset_questions_come_back_and_are_answered() {
+    let gw = gateway(true).await;
+    let c = gw.client();
+    c.place_order(&market_sell("tf-s1", 1)).await.unwrap();
+
+    gw.control("session_reset", json!({"forget": "finished"}))
+        .await;
+    let after = c.place_order(&market_sell("tf-s2", 1)).await.unwrap();
+
+    assert_eq!(after.confirmed(), ["o354", "o10151", "o10153"]);
 }
 
 #[tokio::test]
@@ -246,6 +365,7 @@ async fn a_question_outside_the_policy_rejects_the_order_with_ibkrs_text() {
         matches!(&e, IbkrError::OrderRejected { message } if message.contains("o354") && message.contains("without market data"))
     );
     assert!(gw.orders_at_broker().await.is_empty());
+    assert_eq!(gw.stats().await["late_replies"], 0);
 }
 
 #[tokio::test]
@@ -441,7 +561,9 @@ async fn executions_of_a_partially_filled_order_carry_string_prices_and_commissi
         && e.side == "B"
         && e.price == Some(dec("100"))
         && e.size == Some(dec("150"))
-        && e.order_id.map(|i| i.to_string()) == Some(order_id.clone())));
+        // IBKR's trades rows name the order by cOID only (IBKR Campus, "Trades").
+        && e.order_id.is_none()
+        && e.belongs_to("tf-exec", Some(&order_id))));
     // IBKR Pro Fixed per order: 300 shares at 0.005 = 1.50, the first execution
     // paying the 1.00 minimum.
     let mut commissions: Vec<Decimal> = mine.iter().filter_map(|e| e.commission).collect();
@@ -561,13 +683,13 @@ async fn cancelling_a_working_order_cancels_it_once() {
 }
 
 #[tokio::test]
-async fn status_of_an_unknown_order_is_an_http_503_after_bounded_retries() {
+async fn status_of_an_order_unknown_to_the_session_is_a_typed_final_error() {
     let gw = gateway(true).await;
 
     let e = gw.client().order_status("999").await.unwrap_err();
 
-    assert!(matches!(e, IbkrError::Http { status: 503, .. }));
-    assert!(e.is_retryable());
+    assert!(matches!(&e, IbkrError::OrderNotInSession { order_id } if order_id == "999"));
+    assert!(!e.is_retryable());
 }
 
 #[tokio::test]
@@ -579,12 +701,42 @@ async fn an_unpaced_client_hits_the_orders_pacing_limit_as_rate_limited() {
     })
     .unwrap();
 
-    c.live_orders().await.unwrap();
-    let second = c.live_orders().await;
+    // The session's first answer is the pre-flight; asking again at once is a violation.
+    let e = c.live_orders().await.unwrap_err();
 
-    let e = second.unwrap_err();
     assert!(matches!(e, IbkrError::RateLimited { .. }));
     assert_eq!(StepError::from(e).error_type(), "Transient");
+    assert_eq!(gw.stats().await["pacing_violations"], 1);
+}
+
+#[tokio::test]
+async fn after_a_violation_the_gateway_answers_429_until_the_penalty_box_opens() {
+    let addr = fake_ibkr::spawn(fake_ibkr::Options {
+        account_id: ACCOUNT.into(),
+        penalty_box: Duration::from_millis(600),
+        ..fake_ibkr::Options::default()
+    })
+    .await
+    .unwrap();
+    let api = format!("http://{addr}/v1/api");
+    let unpaced = IbkrClient::new(IbkrSettings {
+        pacing: PacingLimits::unlimited(),
+        retry: tradeflow_adapters::ibkr::RetryPolicy {
+            max_attempts: 1,
+            ..Default::default()
+        },
+        ..IbkrSettings::new(api, ACCOUNT)
+    })
+    .unwrap();
+    unpaced.trades(None).await.unwrap();
+    let _ = unpaced.trades(None).await;
+
+    let boxed = unpaced.auth_status().await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let released = unpaced.auth_status().await;
+
+    assert!(matches!(boxed, Err(IbkrError::RateLimited { .. })));
+    assert!(released.is_ok());
 }
 
 #[tokio::test]
@@ -596,7 +748,9 @@ async fn the_paced_client_spaces_orders_list_calls_and_avoids_429() {
     c.live_orders().await.unwrap();
     c.live_orders().await.unwrap();
 
-    assert!(start.elapsed() >= Duration::from_secs(5));
+    // Pre-flight, its repeat, then the second call: three requests 5 s apart.
+    assert!(start.elapsed() >= Duration::from_secs(10));
+    assert_eq!(gw.stats().await["pacing_violations"], 0);
 }
 
 #[tokio::test]
@@ -745,4 +899,136 @@ async fn a_reply_that_does_not_follow_its_question_finds_no_order() {
 fn base_urls_must_be_http_or_https() {
     assert!(IbkrClient::new(IbkrSettings::new("ftp://x/v1/api", ACCOUNT)).is_err());
     assert!(IbkrClient::new(IbkrSettings::new("https://localhost:5000/v1/api", ACCOUNT)).is_ok());
+}
+
+#[tokio::test]
+async fn find_order_by_ref_asks_again_after_the_sessions_preflight() {
+    let gw = gateway(true).await;
+    let c = gw.client();
+    c.place_order(&market_sell("tf-pre", 2)).await.unwrap();
+
+    let found = c.find_order_by_ref("tf-pre").await.unwrap();
+    let missing = c.find_order_by_ref("tf-never").await.unwrap();
+
+    assert_eq!(found.unwrap().order_ref.as_deref(), Some("tf-pre"));
+    assert!(missing.is_none());
+}
+
+#[tokio::test]
+async fn an_order_finished_before_a_session_reset_is_known_only_by_its_executions() {
+    let gw = gateway(true).await;
+    gw.control("price", json!({"conid": AAPL, "price": 100.0}))
+        .await;
+    let c = gw.client();
+    let filled = c.place_order(&market_sell("tf-old-1", 3)).await.unwrap();
+    let working = c
+        .place_order(&limit_buy("tf-old-2", 3, dec("99")))
+        .await
+        .unwrap();
+    c.order_status(&filled.order_id).await.unwrap();
+    let done = c.order_status(&filled.order_id).await.unwrap();
+
+    gw.control("session_reset", json!({"forget": "finished"}))
+        .await;
+    let status = c.order_status(&filled.order_id).await;
+    let still = c.order_status(&working.order_id).await.unwrap();
+    let forgotten = c.find_order_by_ref("tf-old-1").await.unwrap();
+    let lookup = c.lookup_order_by_ref("tf-old-1").await.unwrap();
+    let listed = c.find_order_by_ref("tf-old-2").await.unwrap();
+
+    assert_eq!(done.order_status, "Filled");
+    assert!(matches!(status, Err(IbkrError::OrderNotInSession { .. })));
+    assert_eq!(still.order_status, "Submitted");
+    assert!(forgotten.is_none());
+    let OrderLookup::ExecutedOnly(executions) = lookup else {
+        panic!("found by its executions: {lookup:?}")
+    };
+    let filled: Decimal = executions.iter().filter_map(|e| e.size).sum();
+    assert_eq!(filled, Decimal::from(3));
+    assert_eq!(listed.unwrap().order_id.to_string(), working.order_id);
+}
+
+#[tokio::test]
+async fn executions_carry_no_order_id_and_match_their_order_by_cooid() {
+    let gw = gateway(true).await;
+    gw.control("price", json!({"conid": AAPL, "price": 100.0}))
+        .await;
+    let c = gw.client();
+    let placed = c.place_order(&market_sell("tf-exec", 4)).await.unwrap();
+    c.order_status(&placed.order_id).await.unwrap();
+    c.order_status(&placed.order_id).await.unwrap();
+
+    let executions = c.trades(None).await.unwrap();
+
+    assert_eq!(executions.len(), 1);
+    assert_eq!(executions[0].order_id, None);
+    assert_eq!(executions[0].conid, AAPL);
+    assert!(executions[0].belongs_to("tf-exec", Some(&placed.order_id)));
+}
+
+#[tokio::test]
+async fn a_1000_bar_daily_history_is_read_in_pages_of_at_most_1000_days() {
+    let gw = gateway(true).await;
+    let c = gw.client();
+
+    let bars = MarketSource::history(&c, AAPL, Timeframe::Daily, 1000)
+        .await
+        .unwrap();
+
+    assert_eq!(bars.len(), 1000);
+    assert_eq!(validate_bars(&bars), Ok(()));
+    assert_eq!(gw.stats().await["pacing_violations"], 0);
+}
+
+#[tokio::test]
+async fn volumes_served_with_a_volume_factor_come_back_in_shares() {
+    let gw = gateway(true).await;
+    let c = gw.client();
+    let plain = c.bars(AAPL, Timeframe::Daily, 50).await.unwrap();
+
+    gw.control("history", json!({"volume_factor": 100.0})).await;
+    let scaled = c.bars(AAPL, Timeframe::Daily, 50).await.unwrap();
+
+    assert_eq!(plain.len(), scaled.len());
+    assert!(
+        plain
+            .iter()
+            .zip(&scaled)
+            .all(|(a, b)| (a.volume - b.volume).abs() < 1e-6 * a.volume.max(1.0))
+    );
+}
+
+#[tokio::test]
+async fn a_conid_without_market_data_does_not_blank_the_others() {
+    let gw = gateway(true).await;
+    let msft = 272093;
+    gw.control("price", json!({"conid": AAPL, "price": 123.45}))
+        .await;
+    gw.control("market-data", json!({"conid": msft, "available": false}))
+        .await;
+
+    let quotes = gw.client().snapshot(&[AAPL, msft]).await.unwrap();
+    let none = gw.client().snapshot(&[msft]).await;
+
+    let price = |c: i64| quotes.iter().find(|q| q.conid == c).and_then(|q| q.price());
+    assert_eq!(price(AAPL), Some(123.45));
+    assert_eq!(price(msft), None);
+    assert!(matches!(none, Err(IbkrError::Refused { .. })));
+}
+
+#[tokio::test]
+async fn the_keep_alive_suppresses_the_deployments_questions_after_reauthenticating() {
+    let gw = gateway(true).await;
+    let c = gw.client();
+    gw.control("expire", json!({})).await;
+
+    let state = keep_alive(&c, Utc::now()).await;
+    let after = c.place_order(&market_sell("tf-ka", 1)).await.unwrap();
+
+    assert!(state.reauthenticated);
+    assert_eq!(
+        state.suppressed_questions,
+        ["o354", "o10151", "o10153", "o403"]
+    );
+    assert!(after.questions.is_empty());
 }

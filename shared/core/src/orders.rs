@@ -402,6 +402,10 @@ pub struct BrokerAck {
     pub broker_order_id: String,
     pub status: OrderStatus,
     pub raw_status: String,
+    /// The broker's questions about the order and how each was answered, one line
+    /// each (`o10151 confirmed (deployment policy)`): kept in the order's history.
+    #[serde(default)]
+    pub questions: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -737,10 +741,18 @@ pub async fn place_once<B: Broker, S: OrderStore>(
             } else {
                 ack.status
             };
+            let questions = if ack.questions.is_empty() {
+                String::new()
+            } else {
+                format!("; questions: {}", ack.questions.join(", "))
+            };
             order.transition(
                 status,
                 now,
-                Some(format!("accepted by the broker ({})", ack.raw_status)),
+                Some(format!(
+                    "accepted by the broker ({}){questions}",
+                    ack.raw_status
+                )),
             );
             store.save(&mut order).await?;
             tracing::info!(broker_order_id = %ack.broker_order_id, "order placed");
@@ -836,6 +848,7 @@ pub(crate) mod tests {
                 broker_order_id: id,
                 status: OrderStatus::PreSubmitted,
                 raw_status: "PreSubmitted".into(),
+                questions: Vec::new(),
             })
         }
 

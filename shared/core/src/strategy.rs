@@ -41,6 +41,12 @@ pub struct Strategy {
     /// hours gate the position monitor. Defaults to New York 09:30–16:00.
     #[serde(default)]
     pub market: MarketSession,
+    /// Order questions ("reply messages", e.g. `o163`) this strategy's orders may
+    /// confirm besides the deployment's (`IBKR_CONFIRM_MESSAGE_IDS`). They are
+    /// answered question by question (never suppressed for the session) and each
+    /// answer is recorded in the order's history.
+    #[serde(default)]
+    pub confirm_message_ids: Vec<String>,
     /// Records the would-be order instead of sending it.
     #[serde(default)]
     pub dry_run: bool,
@@ -294,8 +300,30 @@ impl Strategy {
                 ));
             }
         }
+        if self.confirm_message_ids.len() > 20 {
+            return Err(ValidationError::new(
+                "confirm_message_ids",
+                "at most 20 message ids",
+            ));
+        }
+        for (i, id) in self.confirm_message_ids.iter().enumerate() {
+            if !is_message_id(id) {
+                return Err(ValidationError::new(
+                    format!("confirm_message_ids[{i}]"),
+                    "must be an IBKR order message id such as o163 or p12",
+                ));
+            }
+        }
         Ok(())
     }
+}
+
+/// An IBKR order question id: `o` or `p` and 1-6 digits (`o354`, `o10151`, `p12`).
+pub fn is_message_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    matches!(chars.next(), Some('o' | 'p'))
+        && (2..=7).contains(&id.len())
+        && chars.all(|c| c.is_ascii_digit())
 }
 
 #[cfg(test)]
@@ -314,6 +342,20 @@ pub(crate) mod tests {
             }
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn confirm_message_ids_must_be_ibkr_message_ids_and_name_the_bad_one() {
+        let mut s = example();
+        s.confirm_message_ids = vec!["o163".into(), "p12".into()];
+        let ok = s.validate();
+        s.confirm_message_ids = vec!["o163".into(), "market".into()];
+
+        let e = s.validate().unwrap_err();
+
+        assert_eq!(ok, Ok(()));
+        assert_eq!(e.field, "confirm_message_ids[1]");
+        assert!(example().confirm_message_ids.is_empty());
     }
 
     #[test]

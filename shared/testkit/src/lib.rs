@@ -436,6 +436,7 @@ impl Broker for FakeBroker {
             broker_order_id: id,
             status: OrderStatus::Submitted,
             raw_status: "Submitted".into(),
+            questions: Vec::new(),
         })
     }
 

@@ -60,6 +60,7 @@ impl Broker for IbkrClient {
         };
         let placed = self.place_order(&req).await.map_err(broker_error)?;
         Ok(BrokerAck {
+            questions: placed.questions.iter().map(|q| q.summary()).collect(),
             broker_order_id: placed.order_id,
             status: OrderStatus::from_broker(&placed.status, Decimal::ZERO),
             raw_status: placed.status,
@@ -77,8 +78,8 @@ impl Broker for IbkrClient {
             .await
             .map_err(|e| match e {
                 // IBKR answers 503 on order status for orders of an earlier brokerage
-                // session (IBKR Campus Web API v1.0, "Order Status"; ibind issue #103).
-                IbkrError::Http { status: 503, .. } => {
+                // session (IBKR Campus Web API v1.0, "Order Status"); the client types it.
+                IbkrError::OrderNotInSession { .. } => {
                     BrokerError::NotInSession(broker_order_id.to_string())
                 }
                 e => broker_error(e),

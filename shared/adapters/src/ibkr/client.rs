@@ -1,20 +1,27 @@
 //! The Client Portal Web API client: one method per endpoint tradeflow uses, with
-//! pacing, bounded retries for idempotent calls and the order reply flow.
+//! pacing (in-process, or gateway-wide through a `GatewayDiscipline`), bounded
+//! retries for idempotent calls, the order question/reply flow under the confirm
+//! policy with question suppression, and IBKR's published quirks (live-orders
+//! pre-flight, 503 for orders of earlier sessions, the 1000-point history cap,
+//! `volumeFactor`, snapshot pre-flights per conid).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
+use chrono::NaiveDate;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::sync::RwLock;
 use tradeflow_core::market::{Bar, Timeframe};
 
-use super::confirm::ConfirmPolicy;
+use super::confirm::{AnsweredQuestion, ConfirmPolicy};
+use super::discipline::{GatewayDiscipline, WindowPacer, now_ms};
 use super::error::IbkrError;
 use super::pacing::{Pacer, PacingLimits};
+use super::tls::GatewayTrust;
 use super::types::{
     AccountSummary, Accounts, AuthStatus, CancelAck, ContractInfo, Execution, History, LedgerEntry,
     LiveOrder, LiveOrders, OrderQuestion, OrderRequest, OrderStatusInfo, PlacedOrder, Position,
@@ -35,6 +42,7 @@ pub enum Endpoint {
     Snapshot,
     PlaceOrder,
     Reply,
+    Suppress,
     LiveOrders,
     OrderStatus,
     Cancel,
@@ -58,6 +66,7 @@ impl Endpoint {
             Self::Snapshot => "snapshot",
             Self::PlaceOrder => "place order",
             Self::Reply => "order reply",
+            Self::Suppress => "suppress questions",
             Self::LiveOrders => "live orders",
             Self::OrderStatus => "order status",
             Self::Cancel => "cancel order",
@@ -110,15 +119,22 @@ impl RetryPolicy {
 pub struct IbkrSettings {
     pub base_url: String,
     pub account_id: String,
-    /// Accept the gateway's self-signed certificate (only when configured).
-    pub allow_self_signed: bool,
+    /// How the gateway's certificate is verified (https only).
+    pub trust: GatewayTrust,
     pub timeout: Duration,
     pub retry: RetryPolicy,
     pub confirm: ConfirmPolicy,
+    /// Suppress the deployment policy's questions for the brokerage session
+    /// (`POST /iserver/questions/suppress`) before the first order.
+    pub suppress_questions: bool,
     pub pacing: PacingLimits,
+    /// The gateway-wide discipline; none paces this client alone.
+    pub discipline: Option<Arc<dyn GatewayDiscipline>>,
     /// Snapshot requests to make while the gateway answers the pre-flight.
     pub snapshot_attempts: u32,
     pub snapshot_wait: Duration,
+    /// Live-orders requests to make while the gateway answers its pre-flight.
+    pub live_orders_attempts: u32,
 }
 
 impl IbkrSettings {
@@ -126,21 +142,33 @@ impl IbkrSettings {
         Self {
             base_url: base_url.into(),
             account_id: account_id.into(),
-            allow_self_signed: false,
+            trust: GatewayTrust::WebPki,
             timeout: Duration::from_secs(15),
             retry: RetryPolicy::default(),
             confirm: ConfirmPolicy::default(),
+            suppress_questions: true,
             pacing: PacingLimits::ibkr(),
+            discipline: None,
             snapshot_attempts: 4,
             snapshot_wait: Duration::from_millis(300),
+            live_orders_attempts: 3,
         }
     }
 
-    pub fn from_config(c: &Config) -> Self {
-        Self {
-            allow_self_signed: c.ibkr_allow_self_signed,
+    /// The production settings of `c` (the discipline is added by `Deps::ibkr`).
+    ///
+    /// # Errors
+    /// An invalid certificate setting.
+    pub fn from_config(c: &Config) -> Result<Self, IbkrError> {
+        Ok(Self {
+            trust: GatewayTrust::from_config(c)?,
+            confirm: ConfirmPolicy {
+                message_ids: c.ibkr_confirm_message_ids.clone(),
+                ..ConfirmPolicy::default()
+            },
+            suppress_questions: c.ibkr_suppress_questions,
             ..Self::new(c.ibkr_base_url.clone(), c.ibkr_account_id.clone())
-        }
+        })
     }
 }
 
@@ -149,22 +177,30 @@ struct Inner {
     base: String,
     account: String,
     retry: RetryPolicy,
-    confirm: ConfirmPolicy,
     pacer: Pacer,
+    discipline: Option<Arc<dyn GatewayDiscipline>>,
     /// Readers: ordinary calls. Writer: an order and its replies, because a reply
     /// must follow its question immediately or the gateway drops the order
-    /// (IBKR Campus Web API v1.0, "Place Order Reply Confirmation").
+    /// (IBKR Campus Web API v1.0, "Place Order Reply Confirmation"). Across
+    /// processes the discipline's order window does the same.
     flow: RwLock<()>,
     accounts_primed: AtomicBool,
     portfolio_primed: AtomicBool,
+    suppress_questions: bool,
+    /// The deployment's questions were suppressed in this brokerage session (as
+    /// far as this process knows: a 401 or a re-authentication clears it).
+    suppressed: AtomicBool,
     snapshot_attempts: u32,
     snapshot_wait: Duration,
+    live_orders_attempts: u32,
 }
 
-/// A Client Portal gateway client. Cheap to clone; clones share pacing.
+/// A Client Portal gateway client. Cheap to clone; clones share pacing and the
+/// session state. `with_strategy_confirm` gives a clone with a strategy's policy.
 #[derive(Clone)]
 pub struct IbkrClient {
     inner: Arc<Inner>,
+    confirm: Arc<ConfirmPolicy>,
 }
 
 impl std::fmt::Debug for IbkrClient {
@@ -173,6 +209,17 @@ impl std::fmt::Debug for IbkrClient {
             .field("base", &self.inner.base)
             .finish_non_exhaustive()
     }
+}
+
+/// What the gateway says about the order with a given cOID.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OrderLookup {
+    /// Listed in this session's live orders.
+    Live(LiveOrder),
+    /// Not listed, but executions carry the cOID: placed in an earlier session.
+    ExecutedOnly(Vec<Execution>),
+    /// Neither listed nor executed.
+    Absent,
 }
 
 fn snippet(text: &str) -> String {
@@ -271,7 +318,7 @@ fn parse_order_answer(v: &Value, coid: &str) -> Result<OrderAnswer, IbkrError> {
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string(),
-            confirmed: Vec::new(),
+            questions: Vec::new(),
         }));
     }
     if let Some(id) = first.get("id").and_then(Value::as_str) {
@@ -284,37 +331,36 @@ fn parse_order_answer(v: &Value, coid: &str) -> Result<OrderAnswer, IbkrError> {
     Err(malformed())
 }
 
-/// The `period` that covers `bars` bars of `tf` (IBKR: `{1-1000}d`, `{1-792}w`,
-/// `{1-15}y`; at most 1000 points per request, IBKR Campus Web API v1.0,
-/// "Historical Market Data").
+/// The `period` that covers `bars` bars of `tf` in one request, within IBKR's
+/// limits: `{1-1000}d`, `{1-792}w`, at most 1000 points (IBKR Campus Web API v1.0,
+/// "Historical Market Data"). A daily request never asks more than `1000d`
+/// (≈ 690 trading days); `bars` pages further back.
 pub fn history_period(tf: Timeframe, bars: u32) -> String {
     let bars = bars.clamp(1, 1000);
     match tf {
         Timeframe::Daily => {
             // 5 trading days a week, ~10 holidays a year, a week of slack.
             let days = bars * 7 / 5 + bars / 25 + 7;
-            if days <= 1000 {
-                format!("{days}d")
-            } else {
-                format!("{}y", days.div_ceil(365).min(15))
-            }
+            format!("{}d", days.min(1000))
         }
-        Timeframe::Weekly => {
-            let weeks = bars + 2;
-            if weeks <= 792 {
-                format!("{weeks}w")
-            } else {
-                format!("{}y", (weeks * 7).div_ceil(365).min(15))
-            }
-        }
+        Timeframe::Weekly => format!("{}w", (bars + 2).min(792)),
     }
 }
+
+/// IBKR's `startTime` format.
+fn start_time(day: NaiveDate) -> String {
+    format!("{}-00:00:00", day.format("%Y%m%d"))
+}
+
+/// Requests one history page may take: 1000 bars never need more than two.
+const HISTORY_PAGES: usize = 4;
 
 impl IbkrClient {
     /// Builds a client.
     ///
     /// # Errors
-    /// `Config` for a base URL that is not http(s) or a TLS setup failure.
+    /// `Config` for a base URL that is not http(s), a certificate that does not
+    /// parse, or an insecure setting for a gateway that is not on this host.
     pub fn new(s: IbkrSettings) -> Result<Self, IbkrError> {
         let url = url::Url::parse(&s.base_url)
             .map_err(|e| IbkrError::Config(format!("IBKR_BASE_URL {}: {e}", s.base_url)))?;
@@ -324,12 +370,13 @@ impl IbkrClient {
                 url.scheme()
             )));
         }
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .timeout(s.timeout)
             .connect_timeout(Duration::from_secs(3))
-            // The gateway serves a self-signed certificate on localhost:5000.
-            .tls_danger_accept_invalid_certs(s.allow_self_signed)
-            .user_agent("tradeflow")
+            .user_agent("tradeflow");
+        let http = s
+            .trust
+            .apply(builder, &url)?
             .build()
             .map_err(|e| IbkrError::Config(format!("HTTP client: {e}")))?;
         Ok(Self {
@@ -338,19 +385,23 @@ impl IbkrClient {
                 base: s.base_url.trim_end_matches('/').to_string(),
                 account: s.account_id,
                 retry: s.retry,
-                confirm: s.confirm,
                 pacer: Pacer::new(s.pacing),
+                discipline: s.discipline,
                 flow: RwLock::new(()),
                 accounts_primed: AtomicBool::new(false),
                 portfolio_primed: AtomicBool::new(false),
+                suppress_questions: s.suppress_questions,
+                suppressed: AtomicBool::new(false),
                 snapshot_attempts: s.snapshot_attempts.max(1),
                 snapshot_wait: s.snapshot_wait,
+                live_orders_attempts: s.live_orders_attempts.max(1),
             }),
+            confirm: Arc::new(s.confirm),
         })
     }
 
     /// One client per base URL and account in this process, so all callers share
-    /// the pacing budget.
+    /// the pacing budget and the session state.
     ///
     /// # Errors
     /// As `new`.
@@ -369,10 +420,27 @@ impl IbkrClient {
         Ok(c)
     }
 
+    /// The same client (same pacing, session and discipline) whose orders may
+    /// also confirm a strategy's extra message ids.
+    #[must_use]
+    pub fn with_strategy_confirm(&self, message_ids: &[String]) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            confirm: Arc::new(self.confirm.with_strategy(message_ids)),
+        }
+    }
+
     pub fn account_id(&self) -> &str {
         &self.inner.account
     }
 
+    pub fn confirm_policy(&self) -> &ConfirmPolicy {
+        &self.confirm
+    }
+
+    /// Sends one request, retried (idempotent endpoints only) with backoff.
+    /// Inside an order window `window` paces it; otherwise the discipline (or the
+    /// in-process pacer) does.
     async fn send(
         &self,
         ep: Endpoint,
@@ -380,15 +448,22 @@ impl IbkrClient {
         path: &str,
         query: &[(&str, String)],
         body: Option<&Value>,
+        mut window: Option<&mut WindowPacer>,
     ) -> Result<Value, IbkrError> {
         let mut attempt = 1;
         loop {
-            match self.send_once(ep, method.clone(), path, query, body).await {
+            match self
+                .send_once(ep, method.clone(), path, query, body, window.as_deref_mut())
+                .await
+            {
                 // A 429 means the penalty box: retrying at once only extends it.
                 Err(e)
                     if ep.idempotent()
                         && e.is_retryable()
-                        && !matches!(e, IbkrError::RateLimited { .. })
+                        && !matches!(
+                            e,
+                            IbkrError::RateLimited { .. } | IbkrError::Discipline(_)
+                        )
                         && attempt < self.inner.retry.max_attempts =>
                 {
                     let delay = self.inner.retry.delay(attempt);
@@ -408,8 +483,35 @@ impl IbkrClient {
         path: &str,
         query: &[(&str, String)],
         body: Option<&Value>,
+        window: Option<&mut WindowPacer>,
     ) -> Result<Value, IbkrError> {
-        let _permit = self.inner.pacer.acquire(ep).await;
+        match (window, &self.inner.discipline) {
+            (Some(w), _) => {
+                w.pace().await;
+                self.exchange(ep, method, path, query, body).await
+            }
+            (None, Some(d)) => {
+                let ticket = d.acquire(ep).await?;
+                let result = self.exchange(ep, method, path, query, body).await;
+                d.release(ticket).await;
+                result
+            }
+            (None, None) => {
+                let _permit = self.inner.pacer.acquire(ep).await;
+                self.exchange(ep, method, path, query, body).await
+            }
+        }
+    }
+
+    /// One HTTP exchange, its status mapped to the error types.
+    async fn exchange(
+        &self,
+        ep: Endpoint,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Value, IbkrError> {
         let url = format!("{}{path}", self.inner.base);
         let mut req = self.inner.http.request(method.clone(), &url);
         if !query.is_empty() {
@@ -431,6 +533,7 @@ impl IbkrClient {
             401 => {
                 self.inner.accounts_primed.store(false, Ordering::Relaxed);
                 self.inner.portfolio_primed.store(false, Ordering::Relaxed);
+                self.inner.suppressed.store(false, Ordering::Relaxed);
                 return Err(IbkrError::NotAuthenticated);
             }
             429 => {
@@ -459,7 +562,10 @@ impl IbkrClient {
         query: &[(&str, String)],
     ) -> Result<T, IbkrError> {
         let _g = self.inner.flow.read().await;
-        decode(ep, self.send(ep, Method::GET, path, query, None).await?)
+        decode(
+            ep,
+            self.send(ep, Method::GET, path, query, None, None).await?,
+        )
     }
 
     async fn post<T: DeserializeOwned>(
@@ -471,7 +577,8 @@ impl IbkrClient {
         let _g = self.inner.flow.read().await;
         decode(
             ep,
-            self.send(ep, Method::POST, path, &[], Some(&body)).await?,
+            self.send(ep, Method::POST, path, &[], Some(&body), None)
+                .await?,
         )
     }
 
@@ -494,16 +601,51 @@ impl IbkrClient {
 
     /// `POST /iserver/auth/ssodh/init`: re-opens the brokerage session of a
     /// connected gateway ("Authentication FAQ": `connected` without `authenticated`).
+    /// A new session has no suppressed questions.
     ///
     /// # Errors
     /// `NotAuthenticated` when there is no SSO login to build on.
     pub async fn reauthenticate(&self) -> Result<AuthStatus, IbkrError> {
+        self.inner.suppressed.store(false, Ordering::Relaxed);
         self.post(
             Endpoint::Reauthenticate,
             "/iserver/auth/ssodh/init",
             json!({"publish": true, "compete": true}),
         )
         .await
+    }
+
+    /// Suppresses the deployment policy's questions for this brokerage session
+    /// (IBKR Campus, "Suppress Messages"; ibind `suppress_messages`): they are then
+    /// accepted without a question, which removes the reply race for them. A
+    /// strategy's extra ids are never suppressed (they must not apply to other
+    /// strategies). Returns the suppressed ids.
+    ///
+    /// # Errors
+    /// Session or transport errors.
+    pub async fn suppress_questions(&self) -> Result<Vec<String>, IbkrError> {
+        let ids = self.confirm.session_ids().to_vec();
+        if ids.is_empty() {
+            return Ok(ids);
+        }
+        let _: Value = self
+            .post(
+                Endpoint::Suppress,
+                "/iserver/questions/suppress",
+                json!({ "messageIds": ids }),
+            )
+            .await?;
+        self.inner.suppressed.store(true, Ordering::Relaxed);
+        tracing::info!(message_ids = ?ids, "ibkr order questions suppressed for the session");
+        Ok(ids)
+    }
+
+    /// Whether this process should suppress the deployment's questions: it is
+    /// configured to and has not done so in the brokerage session it knows.
+    pub fn wants_suppression(&self) -> bool {
+        self.inner.suppress_questions
+            && !self.confirm.session_ids().is_empty()
+            && !self.inner.suppressed.load(Ordering::Relaxed)
     }
 
     /// Checks that the session can trade.
@@ -573,7 +715,8 @@ impl IbkrClient {
         .await
     }
 
-    /// `GET /iserver/marketdata/history`.
+    /// `GET /iserver/marketdata/history`; `start_time` (`YYYYMMDD-HH:mm:ss`) is where
+    /// the chart starts going back from (now when none).
     ///
     /// # Errors
     /// Session, pacing or transport errors.
@@ -583,53 +726,75 @@ impl IbkrClient {
         period: &str,
         bar: &str,
         outside_rth: bool,
+        start_time: Option<&str>,
     ) -> Result<History, IbkrError> {
-        self.get(
-            Endpoint::History,
-            "/iserver/marketdata/history",
-            &[
-                ("conid", conid.to_string()),
-                ("period", period.to_string()),
-                ("bar", bar.to_string()),
-                ("outsideRth", outside_rth.to_string()),
-            ],
-        )
-        .await
+        let mut query = vec![
+            ("conid", conid.to_string()),
+            ("period", period.to_string()),
+            ("bar", bar.to_string()),
+            ("outsideRth", outside_rth.to_string()),
+        ];
+        if let Some(t) = start_time {
+            query.push(("startTime", t.to_string()));
+        }
+        self.get(Endpoint::History, "/iserver/marketdata/history", &query)
+            .await
     }
 
-    /// The last `count` bars (≤ 1000) of `tf`, oldest first, `t` in epoch ms.
+    /// The last `count` bars (≤ 1000) of `tf`, oldest first, `t` in epoch ms,
+    /// volumes in shares (`v × volumeFactor`). One request returns at most 1000
+    /// points and is never asked for more than `1000d`/`792w`, so a long history is
+    /// read in pages, each going back from the oldest bar so far.
     ///
     /// # Errors
     /// As `history_data`.
     pub async fn bars(&self, conid: i64, tf: Timeframe, count: u32) -> Result<Vec<Bar>, IbkrError> {
-        let period = history_period(tf, count);
-        let h = self
-            .history_data(conid, &period, tf.ibkr_bar(), false)
-            .await?;
-        let mut bars: Vec<Bar> = h
-            .data
-            .iter()
-            .map(|b| Bar {
-                t: b.t,
-                open: b.o,
-                high: b.h,
-                low: b.l,
-                close: b.c,
-                volume: b.v,
-            })
-            .collect();
-        bars.sort_by_key(|b| b.t);
-        bars.dedup_by_key(|b| b.t);
-        let skip = bars.len().saturating_sub(count.clamp(1, 1000) as usize);
+        let want = count.clamp(1, 1000) as usize;
+        let mut bars: Vec<Bar> = Vec::new();
+        let mut before: Option<String> = None;
+        for _ in 0..HISTORY_PAGES {
+            let missing = u32::try_from(want.saturating_sub(bars.len())).unwrap_or(1000);
+            let period = history_period(tf, missing);
+            let h = self
+                .history_data(conid, &period, tf.ibkr_bar(), false, before.as_deref())
+                .await?;
+            let factor = h.volume_factor.filter(|f| *f > 0.0).unwrap_or(1.0);
+            let page: Vec<Bar> = h
+                .data
+                .iter()
+                .map(|b| Bar {
+                    t: b.t,
+                    open: b.o,
+                    high: b.h,
+                    low: b.l,
+                    close: b.c,
+                    volume: b.v * factor,
+                })
+                .collect();
+            let Some(oldest) = page.iter().map(|b| b.t).min() else {
+                break;
+            };
+            let known = bars.len();
+            bars.extend(page);
+            bars.sort_by_key(|b| b.t);
+            bars.dedup_by_key(|b| b.t);
+            if bars.len() >= want || bars.len() == known {
+                break;
+            }
+            before =
+                chrono::DateTime::from_timestamp_millis(oldest).map(|t| start_time(t.date_naive()));
+        }
+        let skip = bars.len().saturating_sub(want);
         Ok(bars.split_off(skip))
     }
 
     /// Current quotes. The first snapshot of a conid only subscribes and returns no
     /// values (IBKR Campus Web API v1.0, "Market Data Snapshot"), so the request is
-    /// repeated until every conid has a price.
+    /// repeated while a conid lacks a price. A conid that never gets one (no market
+    /// data for it) comes back without prices: it does not blank the others.
     ///
     /// # Errors
-    /// `Refused` when no price arrives after the configured attempts.
+    /// `Refused` when no conid gets a price after the configured attempts.
     pub async fn snapshot(&self, conids: &[i64]) -> Result<Vec<Quote>, IbkrError> {
         self.prime_accounts().await?;
         let list = conids
@@ -637,6 +802,7 @@ impl IbkrClient {
             .map(i64::to_string)
             .collect::<Vec<_>>()
             .join(",");
+        let mut quotes: Vec<Quote> = Vec::new();
         for attempt in 1..=self.inner.snapshot_attempts {
             let rows: Vec<Value> = self
                 .get(
@@ -645,7 +811,7 @@ impl IbkrClient {
                     &[("conids", list.clone()), ("fields", "31,84,86".into())],
                 )
                 .await?;
-            let quotes: Vec<Quote> = rows.iter().filter_map(Quote::from_row).collect();
+            quotes = rows.iter().filter_map(Quote::from_row).collect();
             let complete = conids
                 .iter()
                 .all(|c| quotes.iter().any(|q| q.conid == *c && q.price().is_some()));
@@ -655,6 +821,15 @@ impl IbkrClient {
             if attempt < self.inner.snapshot_attempts {
                 tokio::time::sleep(self.inner.snapshot_wait).await;
             }
+        }
+        let unpriced: Vec<i64> = conids
+            .iter()
+            .copied()
+            .filter(|c| !quotes.iter().any(|q| q.conid == *c && q.price().is_some()))
+            .collect();
+        if unpriced.len() < conids.len() {
+            tracing::warn!(?unpriced, "ibkr snapshot without a price for some conids");
+            return Ok(quotes);
         }
         Err(IbkrError::Refused {
             endpoint: Endpoint::Snapshot.name(),
@@ -666,14 +841,58 @@ impl IbkrClient {
     }
 
     /// Places one order and answers IBKR's questions under the confirm policy.
+    /// The order and its replies hold the gateway alone (the discipline's order
+    /// window across processes, the flow lock within this one): any other request
+    /// between a question and its reply would cancel the order. The deployment's
+    /// questions are suppressed first, once per brokerage session.
     ///
     /// # Errors
     /// `OrderRejected` with IBKR's text (including questions the policy does not
-    /// allow), `DuplicateOrder` when the cOID was used within 24 h, session errors.
-    /// Never retried here: the caller checks `find_order_by_ref` first.
+    /// allow), `DuplicateOrder` when the cOID was used within 24 h, session errors,
+    /// `Discipline` when the window cannot be had. Never retried here: the caller
+    /// checks `find_order_by_ref` first.
     pub async fn place_order(&self, req: &OrderRequest) -> Result<PlacedOrder, IbkrError> {
         self.prime_accounts().await?;
         let _flow = self.inner.flow.write().await;
+        let Some(d) = self.inner.discipline.clone() else {
+            return self.order_exchange(req, None).await;
+        };
+        let ticket = d.open_window().await?;
+        let mut pacer = WindowPacer::new(&ticket, d.interval());
+        let result = self.order_exchange(req, Some(&mut pacer)).await;
+        let last = if pacer.last_ms > 0 {
+            pacer.last_ms
+        } else {
+            now_ms()
+        };
+        d.close_window(ticket, last).await;
+        result
+    }
+
+    async fn order_exchange(
+        &self,
+        req: &OrderRequest,
+        mut window: Option<&mut WindowPacer>,
+    ) -> Result<PlacedOrder, IbkrError> {
+        if self.wants_suppression() {
+            let ids = self.confirm.session_ids().to_vec();
+            let body = json!({ "messageIds": ids });
+            match self
+                .send(
+                    Endpoint::Suppress,
+                    Method::POST,
+                    "/iserver/questions/suppress",
+                    &[],
+                    Some(&body),
+                    window.as_deref_mut(),
+                )
+                .await
+            {
+                Ok(_) => self.inner.suppressed.store(true, Ordering::Relaxed),
+                // The questions are then asked and answered under the same policy.
+                Err(e) => tracing::warn!(error = %e, "suppressing ibkr order questions failed"),
+            }
+        }
         let path = format!("/iserver/account/{}/orders", self.inner.account);
         let mut answer = self
             .send(
@@ -682,68 +901,160 @@ impl IbkrClient {
                 &path,
                 &[],
                 Some(&req.to_wire(&self.inner.account)),
+                window.as_deref_mut(),
             )
             .await?;
-        let mut confirmed = Vec::new();
+        let mut questions: Vec<AnsweredQuestion> = Vec::new();
+        let audit = |qs: &[AnsweredQuestion]| {
+            qs.iter()
+                .map(AnsweredQuestion::summary)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         // IBKR may ask several questions in a row; a handful is the most seen.
-        for _ in 0..8 {
-            match parse_order_answer(&answer, &req.coid)? {
+        for _ in 0..10 {
+            let parsed = parse_order_answer(&answer, &req.coid).map_err(|e| match e {
+                IbkrError::OrderRejected { message } if !questions.is_empty() => {
+                    IbkrError::OrderRejected {
+                        message: format!("{message} (after questions: {})", audit(&questions)),
+                    }
+                }
+                e => e,
+            })?;
+            match parsed {
                 OrderAnswer::Placed(mut p) => {
-                    p.confirmed = confirmed;
-                    tracing::info!(order_id = %p.order_id, coid = %req.coid, status = %p.status, "ibkr order placed");
+                    p.questions = questions;
+                    tracing::info!(order_id = %p.order_id, coid = %req.coid, status = %p.status, questions = %audit(&p.questions), "ibkr order placed");
                     return Ok(p);
                 }
                 OrderAnswer::Question(q) => {
                     let reply = format!("/iserver/reply/{}", q.reply_id);
-                    if !self.inner.confirm.allows(&q) {
+                    let answered = self.confirm.answer(&q);
+                    let confirmed = answered.confirmed;
+                    tracing::info!(coid = %req.coid, message_ids = ?q.message_ids, confirmed, allowed_by = ?answered.allowed_by, "ibkr order question");
+                    questions.push(answered);
+                    if !confirmed {
                         // Say no, so the gateway does not keep the order waiting.
                         let no = json!({"confirmed": false});
                         if let Err(e) = self
-                            .send(Endpoint::Reply, Method::POST, &reply, &[], Some(&no))
+                            .send(
+                                Endpoint::Reply,
+                                Method::POST,
+                                &reply,
+                                &[],
+                                Some(&no),
+                                window.as_deref_mut(),
+                            )
                             .await
                         {
                             tracing::warn!(error = %e, "declining an ibkr order question failed");
                         }
-                        tracing::warn!(coid = %req.coid, message_ids = ?q.message_ids, "ibkr order question not allowed by policy");
                         return Err(IbkrError::OrderRejected {
                             message: format!(
-                                "confirmation [{}] not allowed by the auto-confirm policy: {}",
+                                "confirmation [{}] not allowed by the auto-confirm policy: {} (questions: {})",
                                 q.message_ids.join(","),
-                                q.messages.join(" ")
+                                q.messages.join(" "),
+                                audit(&questions)
                             ),
                         });
                     }
-                    tracing::info!(coid = %req.coid, message_ids = ?q.message_ids, "confirming ibkr order question");
-                    confirmed.extend(q.message_ids.iter().cloned());
                     let yes = json!({"confirmed": true});
                     answer = self
-                        .send(Endpoint::Reply, Method::POST, &reply, &[], Some(&yes))
+                        .send(
+                            Endpoint::Reply,
+                            Method::POST,
+                            &reply,
+                            &[],
+                            Some(&yes),
+                            window.as_deref_mut(),
+                        )
                         .await?;
                 }
             }
         }
         Err(IbkrError::Malformed {
             endpoint: Endpoint::Reply.name(),
-            detail: "more than 8 questions for one order".into(),
+            detail: "more than 10 questions for one order".into(),
         })
     }
 
-    /// `GET /iserver/account/orders` (paced to one call per 5 s).
+    /// `GET /iserver/account/orders` (paced to one call per 5 s): this session's
+    /// orders. The session's first answer is a pre-flight (`snapshot: false`, no
+    /// orders), so the request is repeated while it says so.
     ///
     /// # Errors
-    /// Session, pacing or transport errors.
+    /// `LiveOrdersNotReady` (retryable) when every attempt was a pre-flight,
+    /// session, pacing or transport errors.
     pub async fn live_orders(&self) -> Result<Vec<LiveOrder>, IbkrError> {
-        let l: LiveOrders = self
-            .get(Endpoint::LiveOrders, "/iserver/account/orders", &[])
-            .await?;
-        Ok(l.orders)
+        let attempts = self.inner.live_orders_attempts;
+        for attempt in 1..=attempts {
+            let l: LiveOrders = self
+                .get(Endpoint::LiveOrders, "/iserver/account/orders", &[])
+                .await?;
+            if l.snapshot != Some(false) {
+                return Ok(l.orders);
+            }
+            tracing::info!(
+                attempt,
+                "ibkr live orders answered its pre-flight, asking again"
+            );
+        }
+        Err(IbkrError::LiveOrdersNotReady { attempts })
+    }
+
+    /// What the gateway knows of the order with cOID `coid`: this session's live
+    /// orders first; when they do not list it (or never get past their
+    /// pre-flight), the executions of the last 7 days by `order_ref`, which also
+    /// cover orders of earlier sessions.
+    ///
+    /// # Errors
+    /// `LiveOrdersNotReady` when the live list never came and no execution names
+    /// the cOID (the order may still be working: it is not absent), session,
+    /// pacing or transport errors.
+    pub async fn lookup_order_by_ref(&self, coid: &str) -> Result<OrderLookup, IbkrError> {
+        let listed = match self.live_orders().await {
+            Ok(orders) => {
+                if let Some(o) = orders
+                    .into_iter()
+                    .find(|o| o.order_ref.as_deref() == Some(coid))
+                {
+                    return Ok(OrderLookup::Live(o));
+                }
+                true
+            }
+            Err(e @ IbkrError::LiveOrdersNotReady { .. }) => {
+                tracing::warn!(error = %e, "looking for the order in the executions instead");
+                false
+            }
+            Err(e) => return Err(e),
+        };
+        let executions: Vec<Execution> = self
+            .trades(Some(7))
+            .await?
+            .into_iter()
+            .filter(|e| e.order_ref == coid)
+            .collect();
+        if !executions.is_empty() {
+            return Ok(OrderLookup::ExecutedOnly(executions));
+        }
+        if listed {
+            Ok(OrderLookup::Absent)
+        } else {
+            Err(IbkrError::LiveOrdersNotReady {
+                attempts: self.inner.live_orders_attempts,
+            })
+        }
     }
 
     /// The live order whose `order_ref` is our cOID: how to learn, after a crash or
-    /// a lost response, whether an order went out.
+    /// a lost response, whether an order went out in this brokerage session. The
+    /// session's pre-flight answer is asked again, never taken for "no orders".
+    /// Orders of an earlier session are not listed: `lookup_order_by_ref` (or the
+    /// caller's own look at `trades`) finds those by their executions.
     ///
     /// # Errors
-    /// As `live_orders`.
+    /// `LiveOrdersNotReady` when the list never got past its pre-flight (the order
+    /// may exist: retry), session, pacing or transport errors.
     pub async fn find_order_by_ref(&self, coid: &str) -> Result<Option<LiveOrder>, IbkrError> {
         Ok(self
             .live_orders()
@@ -755,7 +1066,9 @@ impl IbkrClient {
     /// `GET /iserver/account/order/status/{orderId}`.
     ///
     /// # Errors
-    /// `Http` 503 for an order unknown to this session, session or transport errors.
+    /// `OrderNotInSession` when the gateway keeps answering 503 (an order finished
+    /// before this brokerage session: IBKR Campus, "Order Status"), session or
+    /// transport errors.
     pub async fn order_status(&self, order_id: &str) -> Result<OrderStatusInfo, IbkrError> {
         self.get(
             Endpoint::OrderStatus,
@@ -763,6 +1076,12 @@ impl IbkrClient {
             &[],
         )
         .await
+        .map_err(|e| match e {
+            IbkrError::Http { status: 503, .. } => IbkrError::OrderNotInSession {
+                order_id: order_id.to_string(),
+            },
+            e => e,
+        })
     }
 
     /// `GET /iserver/account/trades`: the executions of the current day, or of the
@@ -789,7 +1108,7 @@ impl IbkrClient {
         let _g = self.inner.flow.read().await;
         let path = format!("/iserver/account/{}/order/{order_id}", self.inner.account);
         let v = self
-            .send(Endpoint::Cancel, Method::DELETE, &path, &[], None)
+            .send(Endpoint::Cancel, Method::DELETE, &path, &[], None, None)
             .await?;
         decode(Endpoint::Cancel, v)
     }
@@ -865,11 +1184,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn history_period_covers_the_requested_bars_within_ibkr_limits() {
+    fn history_period_never_asks_more_than_ibkrs_1000_points() {
         assert_eq!(history_period(Timeframe::Daily, 500), "727d");
-        assert_eq!(history_period(Timeframe::Daily, 1000), "4y");
+        assert_eq!(history_period(Timeframe::Daily, 1000), "1000d");
         assert_eq!(history_period(Timeframe::Weekly, 500), "502w");
-        assert_eq!(history_period(Timeframe::Weekly, 1000), "15y");
+        assert_eq!(history_period(Timeframe::Weekly, 1000), "792w");
     }
 
     #[test]

@@ -45,6 +45,28 @@ pub enum IbkrError {
         endpoint: &'static str,
         message: String,
     },
+    /// `/iserver/account/orders` kept answering its pre-flight (`snapshot: false`):
+    /// the list is not there yet, which says nothing about whether an order exists.
+    #[error("IBKR's live orders list is not ready (snapshot: false after {attempts} requests)")]
+    LiveOrdersNotReady { attempts: u32 },
+    /// Order status answered 503: IBKR does not know the order in this brokerage
+    /// session (finished before it began; IBKR Campus, "Order Status").
+    #[error(
+        "IBKR order {order_id} is not known to this brokerage session (finished in an earlier one)"
+    )]
+    OrderNotInSession { order_id: String },
+    /// The order exists (executions carry its cOID) but this session's live orders
+    /// do not list it, so its IBKR order id is unknown: it must not be sent again.
+    #[error(
+        "IBKR has executions for cOID {coid} ({filled} filled) but no live order: placed in an earlier session"
+    )]
+    OrderKnownOnlyByExecutions {
+        coid: String,
+        filled: rust_decimal::Decimal,
+    },
+    /// The gateway-wide discipline (pacing and the order window) could not be had.
+    #[error("IBKR gateway discipline: {0}")]
+    Discipline(String),
     #[error("invalid IBKR client configuration: {0}")]
     Config(String),
 }
@@ -55,7 +77,10 @@ impl IbkrError {
     /// change (a login, an input) before a retry can help.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::GatewayUnreachable { .. } | Self::RateLimited { .. } => true,
+            Self::GatewayUnreachable { .. }
+            | Self::RateLimited { .. }
+            | Self::LiveOrdersNotReady { .. }
+            | Self::Discipline(_) => true,
             Self::Http { status, .. } => *status >= 500 || *status == 408,
             _ => false,
         }
@@ -116,6 +141,13 @@ mod tests {
             .is_retryable()
         );
         assert!(!IbkrError::DuplicateOrder { coid: "x".into() }.is_retryable());
+        assert!(IbkrError::LiveOrdersNotReady { attempts: 3 }.is_retryable());
+        assert!(
+            !IbkrError::OrderNotInSession {
+                order_id: "1".into()
+            }
+            .is_retryable()
+        );
         assert_eq!(StepError::from(http(502)).error_type(), "Transient");
     }
 }

@@ -16,8 +16,10 @@ use tokio::time::Instant;
 
 use super::client::Endpoint;
 
-/// Spacing between requests. Slightly above IBKR's limits: the gateway measures on
-/// arrival, and network jitter must not push two requests into one window.
+/// Spacing between requests, above IBKR's limits: the gateway counts arrivals in
+/// any one-second window, and a request sent late (a busy host, a slow DynamoDB
+/// round trip between its slot and its send) must not let an eleventh one in. At
+/// 125 ms (8/s) three requests would each have to be 375 ms late to do that.
 #[derive(Debug, Clone)]
 pub struct PacingLimits {
     pub global_interval: Duration,
@@ -30,7 +32,7 @@ impl PacingLimits {
     /// IBKR's published limits plus a safety margin.
     pub fn ibkr() -> Self {
         Self {
-            global_interval: Duration::from_millis(110),
+            global_interval: Duration::from_millis(125),
             slow_interval: Duration::from_millis(5_200),
             tickle_interval: Duration::from_millis(1_050),
             history_concurrency: 5,
@@ -45,6 +47,20 @@ impl PacingLimits {
             tickle_interval: Duration::ZERO,
             history_concurrency: Semaphore::MAX_PERMITS,
         }
+    }
+}
+
+impl PacingLimits {
+    /// The endpoint's own limit, if it has one: a name for it and the spacing.
+    pub fn endpoint_interval(&self, ep: Endpoint) -> Option<(&'static str, Duration)> {
+        match ep {
+            Endpoint::LiveOrders => Some(("orders", self.slow_interval)),
+            Endpoint::Trades => Some(("trades", self.slow_interval)),
+            Endpoint::PortfolioAccounts => Some(("portfolio_accounts", self.slow_interval)),
+            Endpoint::Tickle => Some(("tickle", self.tickle_interval)),
+            _ => None,
+        }
+        .filter(|(_, d)| !d.is_zero())
     }
 }
 
@@ -81,13 +97,9 @@ impl Pacer {
     }
 
     fn endpoint_interval(&self, ep: Endpoint) -> Duration {
-        match ep {
-            Endpoint::LiveOrders | Endpoint::Trades | Endpoint::PortfolioAccounts => {
-                self.limits.slow_interval
-            }
-            Endpoint::Tickle => self.limits.tickle_interval,
-            _ => Duration::ZERO,
-        }
+        self.limits
+            .endpoint_interval(ep)
+            .map_or(Duration::ZERO, |(_, d)| d)
     }
 
     /// Waits until `ep` may be called; the permit (history only) must live until

@@ -1,8 +1,11 @@
-//! The gateway session as the keep-alive sees it: tickle, check, repair, record.
+//! The gateway session as the keep-alive sees it: tickle, check, repair, suppress
+//! the deployment's order questions, record, and report as a metric.
 //!
 //! The state is stored as one item in the symbols table under the reserved query
 //! key `#ibkr-session` (that table is small and already keyed by a string), so any
-//! function can read when the session was last known healthy.
+//! function can read when the session was last known healthy. The metrics are
+//! CloudWatch Embedded Metric Format lines on stdout (no SDK call): the stack's
+//! alarm fires when the gateway is not healthy, or when nobody reports at all.
 
 use std::collections::HashMap;
 
@@ -27,6 +30,10 @@ pub struct SessionState {
     /// `ssodh/init` was sent because the session was connected but not authenticated.
     pub reauthenticated: bool,
     pub healthy: bool,
+    /// The order questions suppressed for the brokerage session by this run
+    /// (after a re-authentication, or the first run of a container).
+    #[serde(default)]
+    pub suppressed_questions: Vec<String>,
     /// IBKR's status message, or the error that stopped the check.
     pub message: String,
     pub error: Option<String>,
@@ -44,6 +51,7 @@ impl SessionState {
             competing: false,
             reauthenticated: false,
             healthy: false,
+            suppressed_questions: Vec::new(),
             message: String::new(),
             error: None,
             expires_at: (now + Duration::days(1)).timestamp(),
@@ -51,8 +59,10 @@ impl SessionState {
     }
 }
 
-/// Tickles, checks auth status and re-authenticates a connected but
-/// unauthenticated session. Never fails: errors end up in the state.
+/// Tickles, checks auth status, re-authenticates a connected but unauthenticated
+/// session and suppresses the deployment's order questions when the session may
+/// not have them suppressed (IBKR keeps suppression per brokerage session: IBKR
+/// Campus, "Suppress Messages"). Never fails: errors end up in the state.
 pub async fn keep_alive(client: &IbkrClient, now: DateTime<Utc>) -> SessionState {
     let mut state = SessionState::new(now);
     if let Err(e) = check(client, &mut state).await {
@@ -74,8 +84,47 @@ async fn check(client: &IbkrClient, state: &mut SessionState) -> Result<(), Ibkr
     state.authenticated = status.authenticated;
     state.connected = status.connected;
     state.competing = status.competing;
+    let healthy = status.healthy();
     state.message = status.message;
+    if healthy && client.wants_suppression() {
+        state.suppressed_questions = client.suppress_questions().await?;
+    }
     Ok(())
+}
+
+/// The metric namespace and the alarm's metric (see `infra/lib/gateway.ts`).
+pub const METRIC_NAMESPACE: &str = "tradeflow";
+pub const HEALTHY_METRIC: &str = "GatewayHealthy";
+
+/// The state as one CloudWatch Embedded Metric Format line: `GatewayHealthy`
+/// (1/0), `GatewayLoggedOut`, `GatewayCompeting`, `GatewayReauthenticated` and
+/// `GatewayCheckFailed` (1 when true), dimension `Gateway=ibkr`.
+pub fn metric_line(state: &SessionState, now_ms: i64) -> String {
+    let flag = |b: bool| u8::from(b);
+    let names = [
+        HEALTHY_METRIC,
+        "GatewayLoggedOut",
+        "GatewayCompeting",
+        "GatewayReauthenticated",
+        "GatewayCheckFailed",
+    ];
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": now_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": METRIC_NAMESPACE,
+                "Dimensions": [["Gateway"]],
+                "Metrics": names.iter().map(|n| serde_json::json!({"Name": n, "Unit": "Count"})).collect::<Vec<_>>(),
+            }],
+        },
+        "Gateway": "ibkr",
+        HEALTHY_METRIC: flag(state.healthy),
+        "GatewayLoggedOut": flag(!state.connected || (!state.authenticated && !state.competing)),
+        "GatewayCompeting": flag(state.competing),
+        "GatewayReauthenticated": flag(state.reauthenticated),
+        "GatewayCheckFailed": flag(state.error.is_some()),
+    })
+    .to_string()
 }
 
 /// Stores the state.

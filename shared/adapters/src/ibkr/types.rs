@@ -9,6 +9,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
 use tradeflow_core::orders::Side;
 
+use super::confirm::AnsweredQuestion;
+
 /// A number sent as a number or as a string. Snapshot prices may carry a one-letter
 /// prefix: `C` (previous close) or `H` (halted) (IBKR Campus Web API v1.0,
 /// "Market Data Fields"); the prefix is dropped.
@@ -171,13 +173,20 @@ pub struct ContractInfo {
     pub company_name: String,
 }
 
-/// `/iserver/marketdata/history`.
+/// `/iserver/marketdata/history`. `volumeFactor` is "the factor the volume is
+/// multiplied by" (IBKR Campus Web API v1.0, "Historical Market Data"): shares =
+/// `v × volumeFactor`. IBKR's own example says 1 next to a fractional
+/// `v: 472117.45`, so check the unit on a live gateway before relying on it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct History {
     #[serde(default, deserialize_with = "de_string")]
     pub symbol: String,
     #[serde(default)]
     pub data: Vec<HistoryBar>,
+    #[serde(rename = "volumeFactor", default, deserialize_with = "de_num")]
+    pub volume_factor: Option<f64>,
+    #[serde(default, deserialize_with = "de_num")]
+    pub points: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -293,8 +302,19 @@ pub struct OrderQuestion {
 pub struct PlacedOrder {
     pub order_id: String,
     pub status: String,
-    /// The questions that were confirmed on the way, by message id.
-    pub confirmed: Vec<String>,
+    /// The questions IBKR asked on the way and how each was answered.
+    pub questions: Vec<AnsweredQuestion>,
+}
+
+impl PlacedOrder {
+    /// The message ids that were confirmed.
+    pub fn confirmed(&self) -> Vec<String> {
+        self.questions
+            .iter()
+            .filter(|q| q.confirmed)
+            .flat_map(|q| q.message_ids.iter().cloned())
+            .collect()
+    }
 }
 
 /// One of `/iserver/account/orders`.
@@ -323,10 +343,14 @@ pub struct LiveOrder {
     pub order_ref: Option<String>,
 }
 
+/// `/iserver/account/orders`: `snapshot: false` marks the session's pre-flight
+/// answer (no orders yet), not an empty book.
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct LiveOrders {
     #[serde(default)]
     pub orders: Vec<LiveOrder>,
+    #[serde(default)]
+    pub snapshot: Option<bool>,
 }
 
 /// `/iserver/account/order/status/{orderId}`.

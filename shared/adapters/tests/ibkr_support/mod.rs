@@ -21,6 +21,7 @@ pub async fn gateway(logged_in: bool) -> Gateway {
         logged_in,
         account_id: ACCOUNT.into(),
         pacing: true,
+        ..Options::default()
     })
     .await
     .expect("fake gateway starts");
@@ -62,6 +63,17 @@ impl Gateway {
             .json()
             .await
             .expect("control answer is JSON")
+    }
+
+    pub async fn stats(&self) -> Value {
+        self.http
+            .get(format!("{}/fake/stats", self.root))
+            .send()
+            .await
+            .expect("stats request")
+            .json()
+            .await
+            .expect("stats JSON")
     }
 
     pub async fn orders_at_broker(&self) -> Vec<Value> {
