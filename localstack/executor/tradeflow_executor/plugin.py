@@ -25,6 +25,7 @@ build).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -95,6 +96,27 @@ class _LogFile:
                 f.write(self.prefix + line)
 
 
+class _InstanceRegistry:
+    """One file per running function process, $TRADEFLOW_LAMBDA_LOG_DIR/instances/<pid>.json,
+    naming its function version: how a test finds the process of a deployed function
+    to read the environment it was started with (/proc/<pid>/environ)."""
+
+    def __init__(self, function_version: FunctionVersion, env_id: str):
+        base = os.environ.get("TRADEFLOW_LAMBDA_LOG_DIR")
+        self.folder = Path(base) / "instances" if base else None
+        self.record = {"function_arn": function_version.qualified_arn, "environment_id": env_id}
+
+    def __call__(self, pid: int, running: bool) -> None:
+        if self.folder is None:
+            return
+        path = self.folder / f"{pid}.json"
+        if running:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({**self.record, "pid": pid}))
+        else:
+            path.unlink(missing_ok=True)
+
+
 class TradeflowRuntimeExecutor(RuntimeExecutor):
     def __init__(self, id: str, function_version: FunctionVersion) -> None:
         super().__init__(id, function_version)
@@ -114,6 +136,7 @@ class TradeflowRuntimeExecutor(RuntimeExecutor):
             architecture=(config.architectures or ["x86_64"])[0],
             version=self.function_version.id.qualifier,
             log_sink=_LogFile(self.function_version, self.id),
+            on_process=_InstanceRegistry(self.function_version, self.id),
         )
         self.sandbox.start()
 

@@ -77,6 +77,19 @@ class Result:
     pid: int | None = None
 
 
+def _unread_bytes(gen: "_Generation") -> int:
+    """Bytes waiting in the process's output pipe (FIONREAD)."""
+    import fcntl
+    import termios
+    if gen.proc is None or gen.proc.stdout is None or gen.proc.stdout.closed:
+        return 0
+    try:
+        buf = fcntl.ioctl(gen.proc.stdout.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    except OSError:
+        return 0
+    return struct.unpack("i", buf)[0]
+
+
 def error_payload(error_type: str, message: str) -> bytes:
     return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
 
@@ -116,6 +129,7 @@ class Invocation:
         self.handed_off_at: float | None = None  # monotonic
         self.deadline_ms: int | None = None  # epoch ms, sent to the runtime
         self.result: tuple[bool, bytes] | None = None  # (is_error, payload)
+        self.next_calls_at_handoff = 0
 
 
 class _Generation:
@@ -134,6 +148,8 @@ class _Generation:
         self.identity: tuple | None = None
         self.started_at = time.monotonic()
         self.init_duration_ms: float | None = None
+        self.next_calls = 0  # GET /next requests so far (the end of an invoke phase)
+        self.reader_waiting = False  # the output reader is blocked on an empty pipe
         handler = _make_handler(self)
         self.server = _Server(("127.0.0.1", 0), handler)
         self.address = f"127.0.0.1:{self.server.server_address[1]}"
@@ -209,6 +225,7 @@ def _make_handler(gen: _Generation):
             if not gen.init_done.is_set():
                 gen.init_duration_ms = (time.monotonic() - gen.started_at) * 1000
                 gen.init_done.set()
+            sandbox._next_called(gen)
             while not gen.closed.is_set():
                 try:
                     inv = gen.queue.get(timeout=0.5)
@@ -272,12 +289,14 @@ class Sandbox:
     started on demand and kept warm between invocations.
 
     `env` is the process environment (AWS_LAMBDA_RUNTIME_API is added per process);
-    `log_sink` receives each output line of the function as it arrives.
+    `log_sink` receives each output line of the function as it arrives; `on_process`
+    is told (pid, True) when a process starts and (pid, False) when it has ended.
     """
 
     def __init__(self, *, name: str, code_dir: Path, env: dict[str, str], timeout_s: float,
                  memory_mb: int, architecture: str = "x86_64", version: str = "$LATEST",
-                 log_sink: Callable[[str], None] | None = None):
+                 log_sink: Callable[[str], None] | None = None,
+                 on_process: Callable[[int, bool], None] | None = None):
         self.name = name
         self.code_dir = Path(code_dir)
         self.bootstrap = self.code_dir / "bootstrap"
@@ -287,6 +306,7 @@ class Sandbox:
         self.architecture = architecture
         self.version = version
         self.log_sink = log_sink or (lambda line: None)
+        self.on_process = on_process or (lambda pid, running: None)
         self._lock = threading.Lock()  # one invocation at a time
         self._cond = threading.Condition()
         self._gen: _Generation | None = None
@@ -368,6 +388,7 @@ class Sandbox:
             raise SandboxError("Runtime.InvalidEntrypoint",
                                f"fork/exec /var/task/bootstrap: {e.strerror.lower() if e.strerror else e}") from e
         self._gen = gen
+        self._tell(gen.proc.pid, True)
         threading.Thread(target=self._read_output, args=(gen,), daemon=True,
                          name=f"lambda-output-{self.name}").start()
         threading.Thread(target=self._wait_exit, args=(gen,), daemon=True,
@@ -375,19 +396,54 @@ class Sandbox:
         return gen
 
     def _read_output(self, gen: _Generation) -> None:
+        """Collects the process's output line by line. Raw reads, so that "waiting on an
+        empty pipe" is known exactly (see _drain)."""
         assert gen.proc is not None and gen.proc.stdout is not None
-        for raw in iter(gen.proc.stdout.readline, b""):
-            line = raw.decode(errors="replace")
-            if not line.endswith("\n"):
-                line += "\n"
+        fd = gen.proc.stdout.fileno()
+        pending = b""
+        while True:
             with self._cond:
-                self._logs.append(line)
-                self._recent.append(line)
+                gen.reader_waiting = True
+                self._cond.notify_all()
             try:
-                self.log_sink(line)
-            except Exception:  # a log file problem must not stop the function
-                pass
+                chunk = os.read(fd, 65536)
+            except OSError:
+                chunk = b""
+            with self._cond:
+                gen.reader_waiting = False
+            if not chunk:
+                break
+            *lines, pending = (pending + chunk).split(b"\n")
+            for raw in lines:
+                self._output(raw.decode(errors="replace") + "\n")
+        if pending:
+            self._output(pending.decode(errors="replace") + "\n")
+        with self._cond:
+            gen.reader_waiting = True
+            self._cond.notify_all()
         gen.proc.stdout.close()
+
+    def _output(self, line: str) -> None:
+        with self._cond:
+            self._logs.append(line)
+            self._recent.append(line)
+        try:
+            self.log_sink(line)
+        except Exception:  # a log file problem must not stop the function
+            pass
+
+    def _drain(self, gen: _Generation, after_next_calls: int) -> None:
+        """Waits (briefly) until the invocation's output is collected. As on Lambda, the
+        invoke phase ends when the runtime asks for the next event: whatever it wrote
+        before that is in the pipe by then, and is read once the reader waits on an
+        empty pipe."""
+        deadline = time.monotonic() + 0.5
+        with self._cond:
+            while time.monotonic() < deadline:
+                ended = gen.next_calls > after_next_calls or gen.returncode is not None
+                if ended and gen.reader_waiting and _unread_bytes(gen) == 0:
+                    return
+                self._cond.wait(timeout=0.01)
 
     def _wait_exit(self, gen: _Generation) -> None:
         assert gen.proc is not None
@@ -395,6 +451,13 @@ class Sandbox:
         with self._cond:
             gen.returncode = code
             self._cond.notify_all()
+        self._tell(gen.proc.pid, False)
+
+    def _tell(self, pid: int, running: bool) -> None:
+        try:
+            self.on_process(pid, running)
+        except Exception:  # bookkeeping must not break the function
+            pass
 
     # -- called by the Runtime API handlers -------------------------------------------
 
@@ -402,8 +465,14 @@ class Sandbox:
         with self._cond:
             self._cond.notify_all()
 
+    def _next_called(self, gen: _Generation) -> None:
+        with self._cond:
+            gen.next_calls += 1
+            self._cond.notify_all()
+
     def _handed_off(self, inv: Invocation) -> None:
         with self._cond:
+            inv.next_calls_at_handoff = self._gen.next_calls if self._gen is not None else 0
             inv.handed_off_at = time.monotonic()
             inv.deadline_ms = int(time.time() * 1000 + inv.timeout_s * 1000)
             self._cond.notify_all()
@@ -438,6 +507,8 @@ class Sandbox:
             gen.queue.put(inv)
             status = self._wait(gen, inv, t0)
             max_memory_mb = self._max_memory_mb(gen)
+            if status == "done":
+                self._drain(gen, inv.next_calls_at_handoff)
             with self._cond:
                 self._current = None
                 is_error, body = inv.result if inv.result is not None else (True, b"")
