@@ -86,6 +86,18 @@ else
   say "localstack gateway bind patch: already applied"
 fi
 
+# Patch: KMS derives key material ids with uuid.uuid5(namespace, <bytes>), which only
+# Python 3.12+ accepts ("encoding without a string argument" on 3.11): every KMS
+# CreateKey fails, and with it each DynamoDB table with server-side encryption that
+# CloudFormation creates (infra/deploy-local.sh). Same value as 3.12's uuid5 of bytes.
+kms_py="$(dirname "$(dirname "$api_py")")/services/kms/models.py"
+if grep -q 'uuid.uuid5(self._internal_key_id, key_material)' "$kms_py"; then
+  say "localstack kms patch (python 3.11): applying"
+  sed -i 's/uuid\.uuid5(self\._internal_key_id, key_material)/uuid.UUID(bytes=__import__("hashlib").sha1(self._internal_key_id.bytes + key_material).digest()[:16], version=5)/' "$kms_py"
+else
+  say "localstack kms patch (python 3.11): already applied"
+fi
+
 # 3. Our Lambda runtime executor (localstack/executor) is not installed here:
 #    up.sh puts it on LocalStack's PYTHONPATH from the work tree.
 
