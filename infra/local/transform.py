@@ -102,10 +102,10 @@ def for_localstack(template: dict, *, bucket_suffix: str) -> tuple[dict, dict]:
             f"resource types not classified for LocalStack in infra/local/transform.py: {', '.join(unknown)}")
 
     removed = {lid: r["Type"] for lid, r in resources.items() if r["Type"] in UNSUPPORTED}
-    while True:  # and, transitively, whatever refers to a removed resource
+    while True:  # and, transitively, whatever refers to a removed resource (a DependsOn is dropped instead)
         dependents = {
             lid: r["Type"] for lid, r in resources.items()
-            if lid not in removed and (references(r) | set(_depends_on(r))) & set(removed)
+            if lid not in removed and references(r) & set(removed)
         }
         if not dependents:
             break
