@@ -188,12 +188,35 @@ def deploy(args) -> int:
 
 
 def delete(args) -> int:
+    """Deletes the stack and what it retains (tables, bucket): the account is scratch,
+    and a retained table would make the next deploy fail on its name."""
     c = clients(args.account, args.region)
     cfn = c["cloudformation"]
+    try:
+        resources = cfn.describe_stack_resources(StackName=args.stack)["StackResources"]
+    except cfn.exceptions.ClientError:
+        log(f"stack {args.stack}: not deployed")
+        return 0
+    retained = [(r["ResourceType"], r["PhysicalResourceId"]) for r in resources
+                if r["ResourceType"] in ("AWS::DynamoDB::Table", "AWS::S3::Bucket")]
     t0 = time.monotonic()
     cfn.delete_stack(StackName=args.stack)
     status = wait(cfn, args.stack, args.timeout)
-    log(f"stack {args.stack}: {status} in {time.monotonic() - t0:.1f} s")
+    ddb = boto3.client("dynamodb", endpoint_url=c["s3"].meta.endpoint_url, region_name=args.region,
+                       aws_access_key_id=args.account, aws_secret_access_key="test")
+    for rtype, name in retained:
+        try:
+            if rtype == "AWS::DynamoDB::Table":
+                ddb.delete_table(TableName=name)
+            else:
+                for page in c["s3"].get_paginator("list_objects_v2").paginate(Bucket=name):
+                    for o in page.get("Contents", []):
+                        c["s3"].delete_object(Bucket=name, Key=o["Key"])
+                c["s3"].delete_bucket(Bucket=name)
+        except Exception as e:
+            if "NotFound" not in str(e) and "NoSuchBucket" not in str(e):  # else: already gone
+                log(f"  {name}: {e}")
+    log(f"stack {args.stack}: {status} in {time.monotonic() - t0:.1f} s (and {len(retained)} retained tables/buckets)")
     return 0 if status == "DELETE_COMPLETE" else 1
 
 
