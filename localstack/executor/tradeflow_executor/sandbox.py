@@ -139,7 +139,7 @@ class _Generation:
 
     def __init__(self, sandbox: "Sandbox"):
         self.sandbox = sandbox
-        self.queue: queue.Queue[Invocation] = queue.Queue()
+        self.queue: queue.Queue[Invocation | None] = queue.Queue()
         self.closed = threading.Event()
         self.init_done = threading.Event()
         self.init_error: bytes | None = None
@@ -153,7 +153,7 @@ class _Generation:
         handler = _make_handler(self)
         self.server = _Server(("127.0.0.1", 0), handler)
         self.address = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.5},
                          name=f"runtime-api-{sandbox.name}", daemon=True).start()
 
     @property
@@ -162,6 +162,7 @@ class _Generation:
 
     def close(self) -> None:
         self.closed.set()
+        self.queue.put(None)  # wakes a parked GET /next
         if self.proc is not None and self.returncode is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
@@ -226,11 +227,10 @@ def _make_handler(gen: _Generation):
                 gen.init_duration_ms = (time.monotonic() - gen.started_at) * 1000
                 gen.init_done.set()
             sandbox._next_called(gen)
-            while not gen.closed.is_set():
-                try:
-                    inv = gen.queue.get(timeout=0.5)
-                except queue.Empty:
-                    continue
+            # Blocks without polling (many idle environments share LocalStack's
+            # interpreter); close() wakes it with None.
+            inv = gen.queue.get()
+            if inv is not None and not gen.closed.is_set():
                 sandbox._handed_off(inv)
                 headers = {
                     "Lambda-Runtime-Aws-Request-Id": inv.request_id,
@@ -240,6 +240,7 @@ def _make_handler(gen: _Generation):
                 if inv.trace_id:
                     headers["Lambda-Runtime-Trace-Id"] = inv.trace_id
                 return self._send(200, inv.payload, headers)
+            gen.queue.put(None)  # for any other request parked here
             # The environment is shutting down: a closed connection ends the runtime.
             self.close_connection = True
             return self._send(410, error_payload("Gone", "execution environment stopped"))
