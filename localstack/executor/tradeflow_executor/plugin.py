@@ -26,7 +26,6 @@ build).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import threading
 from pathlib import Path
@@ -36,8 +35,6 @@ from localstack.services.lambda_.invocation.plugins import RuntimeExecutorPlugin
 from localstack.services.lambda_.invocation.runtime_executor import RuntimeExecutor
 
 from tradeflow_executor.sandbox import Sandbox
-
-LOG = logging.getLogger(__name__)
 
 # Variables LocalStack's Docker executor passes to its init process, not to functions
 # on AWS: they are dropped unless the function's own configuration sets them.

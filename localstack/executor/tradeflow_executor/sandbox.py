@@ -35,6 +35,7 @@ function's configuration); this module adds only `AWS_LAMBDA_RUNTIME_API`.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import http.server
 import json
 import os
@@ -43,6 +44,8 @@ import signal
 import socketserver
 import struct
 import subprocess
+import sys
+import termios
 import threading
 import time
 from collections import deque
@@ -79,8 +82,6 @@ class Result:
 
 def _unread_bytes(gen: "_Generation") -> int:
     """Bytes waiting in the process's output pipe (FIONREAD)."""
-    import fcntl
-    import termios
     if gen.proc is None or gen.proc.stdout is None or gen.proc.stdout.closed:
         return 0
     try:
@@ -182,7 +183,6 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
     def handle_error(self, request, client_address):
         # A killed or restarted process drops its connection: expected, not an error.
-        import sys
         if not isinstance(sys.exc_info()[1], (ConnectionError, BrokenPipeError, TimeoutError)):
             super().handle_error(request, client_address)
 
