@@ -39,6 +39,8 @@ mkdir -p "$STATE"
 
 # 1. LocalStack (started first: it boots while cargo builds) ----------------
 if ls_up; then
+  # Started by an up.sh from before the local runtime (functions served by cargo lambda watch)?
+  [ -d "$STATE/python-plugins" ] || die "this LocalStack runs the old Lambda executor: localstack/down.sh && localstack/up.sh"
   say "localstack: already running (pid $(cat "$STATE/localstack.pid"))"
 else
   running localstack && die "localstack is running but unhealthy: run localstack/down.sh"
