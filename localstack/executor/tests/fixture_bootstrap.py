@@ -74,6 +74,13 @@ def main():
         rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
         deadline = r.getheader("Lambda-Runtime-Deadline-Ms")
         print(f"handling {rid}", flush=True)
+        if event.get("barrier"):
+            # Waits until `n` invocations (of any process) have arrived: they can only
+            # all arrive if they run at the same time, each in a process of its own.
+            folder = event["barrier"]
+            open(os.path.join(folder, f"{os.getpid()}-{rid}"), "w").close()
+            while len(os.listdir(folder)) < int(event["n"]):
+                time.sleep(0.02)
         if event.get("sleep"):
             time.sleep(float(event["sleep"]))
         if "exit" in event:

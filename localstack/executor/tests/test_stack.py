@@ -13,6 +13,7 @@ import io
 import json
 import os
 import sys
+import tempfile
 import time
 import unittest
 import urllib.request
@@ -71,26 +72,33 @@ class FixtureFunctionTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.lam = client("lambda")
-        cls.name = f"tradeflow-test-fixture-{uuid.uuid4().hex[:8]}"
+        cls.name = cls.create(f"tradeflow-test-fixture-{uuid.uuid4().hex[:8]}", timeout=20)
+        cls.short = cls.create(f"{cls.name}-2s", timeout=2)
+
+    @classmethod
+    def create(cls, name: str, timeout: int) -> str:
         cls.lam.create_function(
-            FunctionName=cls.name, Runtime="provided.al2023", Handler="bootstrap", Role=ROLE,
-            Code={"ZipFile": fixture_zip()}, Timeout=2, MemorySize=256,
+            FunctionName=name, Runtime="provided.al2023", Handler="bootstrap", Role=ROLE,
+            Code={"ZipFile": fixture_zip()}, Timeout=timeout, MemorySize=256,
             Environment={"Variables": {"ONLY_IN_CONFIG": "yes"}})
-        cls.lam.get_waiter("function_active_v2").wait(FunctionName=cls.name)
+        cls.lam.get_waiter("function_active_v2").wait(FunctionName=name)
+        return name
 
     @classmethod
     def tearDownClass(cls):
         cls.lam.delete_function(FunctionName=cls.name)
+        cls.lam.delete_function(FunctionName=cls.short)
 
-    def invoke(self, event: dict):
-        r = self.lam.invoke(FunctionName=self.name, Payload=json.dumps(event).encode())
+    def invoke(self, event: dict, function: str | None = None):
+        r = self.lam.invoke(FunctionName=function or self.name, Payload=json.dumps(event).encode())
         return r.get("FunctionError"), json.loads(r["Payload"].read())
 
     def test_overlapping_invocations_run_on_separate_instances_and_idle_ones_are_reused(self):
         n = 6
+        barrier = tempfile.mkdtemp(prefix="tradeflow-barrier-")
 
         with ThreadPoolExecutor(n) as pool:
-            overlapping = list(pool.map(lambda _: self.invoke({"sleep": 1}), range(n)))
+            overlapping = list(pool.map(lambda _: self.invoke({"barrier": barrier, "n": n}), range(n)))
         sequential = [self.invoke({}) for _ in range(n)]
 
         for error, out in overlapping + sequential:
@@ -114,17 +122,17 @@ class FixtureFunctionTest(unittest.TestCase):
 
     def test_the_timeout_ends_the_invocation_as_sandbox_timedout_and_step_functions_sees_it(self):
         sfn = client("stepfunctions")
-        fn_arn = self.lam.get_function(FunctionName=self.name)["Configuration"]["FunctionArn"]
+        fn_arn = self.lam.get_function(FunctionName=self.short)["Configuration"]["FunctionArn"]
         definition = {"StartAt": "task", "States": {
             "task": {"Type": "Task", "Resource": fn_arn, "Next": "done",
                      "Catch": [{"ErrorEquals": ["States.TaskFailed"], "ResultPath": "$.error", "Next": "caught"}]},
             "caught": {"Type": "Pass", "End": True},
             "done": {"Type": "Pass", "End": True}}}
-        sm = sfn.create_state_machine(name=f"{self.name}-timeout", definition=json.dumps(definition),
+        sm = sfn.create_state_machine(name=f"{self.short}-timeout", definition=json.dumps(definition),
                                       roleArn=ROLE)["stateMachineArn"]
         self.addCleanup(sfn.delete_state_machine, stateMachineArn=sm)
 
-        error, direct = self.invoke({"sleep": 30})
+        error, direct = self.invoke({"sleep": 30}, self.short)
         execution = sfn.start_execution(stateMachineArn=sm, input=json.dumps({"sleep": 30}))["executionArn"]
         deadline = time.monotonic() + 60
         while (d := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
