@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Stops everything localstack/up.sh started: cargo lambda watch (and the
-# function processes it spawned), the fake IBKR gateway, LocalStack (and its
-# DynamoDB Local JVM). Each was started as a session leader, so stopping the
-# whole session catches every child, even ones in their own process groups.
+# Stops everything localstack/up.sh started: the HTTP API front, the fake IBKR
+# gateway, LocalStack (with its DynamoDB Local JVM and the function processes its
+# Lambda runs). Each was started as a session leader, so stopping the whole
+# session and every descendant catches every child, even ones in sessions of their own.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -10,8 +10,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/lib.sh"
 
 # The leader and every process below it: its session, plus all descendants
-# (cargo lambda watch runs each function in a session of its own; LocalStack
-# may start DynamoDB Local in a new session too).
+# (each function process runs in a session of its own; LocalStack may start
+# DynamoDB Local in a new session too).
 tree_pids() {
   ps -e -o pid=,ppid=,sid= | awk -v root="$1" '
     { pid[NR] = $1; ppid[NR] = $2; sid[NR] = $3 }
@@ -52,7 +52,8 @@ stop() {
   rm -f "$f"
 }
 
-stop cargo-lambda
+stop http-api
+[ -f "$STATE/cargo-lambda.pid" ] && stop cargo-lambda  # started by an older up.sh
 stop fake-ibkr
 stop localstack
 say "down"

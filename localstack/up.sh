@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Brings the whole local stack up as host processes on 127.0.0.1 and returns
 # when it is ready (no Docker needed):
-#   LocalStack 4.13.1   :4566  S3, DynamoDB, Step Functions, EventBridge, Lambda, IAM, STS, Logs
+#   LocalStack 4.13.1   :4566  S3, DynamoDB, Step Functions, EventBridge, Lambda, IAM, STS,
+#                              Logs, CloudFormation, SSM, Secrets Manager, SNS, CloudWatch, KMS.
+#                              Its Lambda runs each function as a process per execution
+#                              environment (localstack/executor, executor "tradeflow"),
+#                              with the function's configured environment and timeout.
 #   fake IBKR gateway   :5001  (if localstack/fake-ibkr exists)
-#   cargo lambda watch  :9000  serves every workspace binary; LocalStack's Lambda
-#                              forwards invokes to it (localstack/executor)
+#   HTTP API front      :9000  the api function as API Gateway's HTTP API serves it
+#                              (payload format 2.0), invoked through LocalStack's Lambda
 # Idempotent: if everything is already up it says so and exits 0.
-# TRADEFLOW_LAMBDAS=0 skips the Rust build and cargo lambda watch (AWS side only).
+# TRADEFLOW_LAMBDAS=0 skips the Rust build (AWS side only; functions get placeholder code).
 # Stop with localstack/down.sh. Logs and pid files: $TRADEFLOW_STATE
-# (default ~/.cache/tradeflow/state).
+# (default ~/.cache/tradeflow/state); each function's output: $TRADEFLOW_STATE/lambda/<name>.log.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -18,16 +22,15 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 t0=$(date +%s)
 has_workspace=0; [ -f "$REPO_ROOT/Cargo.toml" ] && [ "${TRADEFLOW_LAMBDAS:-1}" != 0 ] && has_workspace=1
 has_ibkr=0; [ -f "$REPO_ROOT/localstack/fake-ibkr/Cargo.toml" ] && has_ibkr=1
-ENV_FILE="$STATE/lambda.env"
+BIN_DIR="$CARGO_TARGET_DIR/debug"
 
 ls_up() { running localstack && http_up "http://127.0.0.1:$LOCALSTACK_PORT/_localstack/health"; }
 ibkr_up() { running fake-ibkr && http_up "http://127.0.0.1:$FAKE_IBKR_PORT/fake/stats"; }
-# (a TCP probe: an HTTP GET on watch logs an ERROR line)
-watch_up() { running cargo-lambda && port_busy "$CARGO_LAMBDA_PORT"; }
+api_up() { running http-api && port_busy "$API_PORT"; }
 
-if ls_up && { [ ! -x "$CARGO_TARGET_DIR/debug/fake-ibkr" ] || ibkr_up; } && { [ $has_workspace = 0 ] || watch_up; }; then
-  say "already up (LocalStack :$LOCALSTACK_PORT, state $STATE); re-provision with:"
-  say "  $LS_VENV/bin/python $here/provision.py --env-file $ENV_FILE"
+if ls_up && { [ ! -x "$CARGO_TARGET_DIR/debug/fake-ibkr" ] || ibkr_up; } && api_up; then
+  say "already up (LocalStack :$LOCALSTACK_PORT, API :$API_PORT, state $STATE); re-provision with:"
+  say "  TRADEFLOW_FUNCTION_BIN_DIR=$BIN_DIR TRADEFLOW_STATE=$STATE $LS_VENV/bin/python $here/provision.py"
   exit 0
 fi
 
@@ -36,6 +39,8 @@ mkdir -p "$STATE"
 
 # 1. LocalStack (started first: it boots while cargo builds) ----------------
 if ls_up; then
+  # Started by an up.sh from before the local runtime (functions served by cargo lambda watch)?
+  [ -d "$STATE/python-plugins" ] || die "this LocalStack runs the old Lambda executor: localstack/down.sh && localstack/up.sh"
   say "localstack: already running (pid $(cat "$STATE/localstack.pid"))"
 else
   running localstack && die "localstack is running but unhealthy: run localstack/down.sh"
@@ -49,32 +54,48 @@ else
     ln -sfn "$LS_FS/var/lib/localstack/lib/$lib" "$fs/var/lib/localstack/lib/$lib"
   done
   say "localstack: starting on 127.0.0.1:$LOCALSTACK_PORT (log $STATE/localstack.log)"
+  # The executor plugin is loaded from the work tree, not installed into the shared
+  # venv: its entry point comes from a .dist-info generated from pyproject.toml.
+  plugins="$STATE/python-plugins"
+  rm -rf "$plugins"; mkdir -p "$plugins"
+  "$LS_VENV/bin/python" - "$here/executor/pyproject.toml" "$plugins" <<'PY'
+import sys, tomllib, pathlib
+project = tomllib.load(open(sys.argv[1], "rb"))["project"]
+info = pathlib.Path(sys.argv[2]) / f"{project['name'].replace('-', '_')}-{project['version']}.dist-info"
+info.mkdir()
+(info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n")
+(info / "entry_points.txt").write_text("".join(
+    f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items())
+    for group, eps in project["entry-points"].items()))
+PY
+  mkdir -p "$STATE/lambda"
   # cwd = $STATE: from the repo root, python would treat our localstack/ folder
   # as part of the `localstack` namespace package.
   start_bg localstack "$STATE" env \
+    PYTHONPATH="$here/executor:$plugins" \
     GATEWAY_LISTEN="127.0.0.1:$LOCALSTACK_PORT" \
-    SERVICES=s3,dynamodb,stepfunctions,events,lambda,iam,sts,logs \
+    SERVICES=s3,dynamodb,stepfunctions,events,lambda,iam,sts,logs,cloudformation,ssm,secretsmanager,sns,cloudwatch,kms \
     OVERRIDE_IN_DOCKER=0 \
     FILESYSTEM_ROOT="$fs" \
     LOCALSTACK_VOLUME_DIR="$STATE/localstack-volume" \
     DNS_ADDRESS=0 \
     DISABLE_EVENTS=1 \
     SKIP_SSL_CERT_DOWNLOAD=1 \
-    LAMBDA_RUNTIME_EXECUTOR=cargo-lambda \
-    CARGO_LAMBDA_PORT="$CARGO_LAMBDA_PORT" \
+    LAMBDA_RUNTIME_EXECUTOR=tradeflow \
+    TRADEFLOW_LAMBDA_LOG_DIR="$STATE/lambda" \
+    LAMBDA_LIMITS_CONCURRENT_EXECUTIONS="${TRADEFLOW_LAMBDA_CONCURRENCY:-50}" \
+    LAMBDA_LIMITS_MINIMUM_UNRESERVED_CONCURRENCY=10 \
     "$LS_VENV/bin/python" -m localstack.runtime.main
 fi
 
-# 2. Build the workspace binaries now, exactly as `cargo lambda watch` will:
-#    it runs `cargo run --bin <function>` from the repo root with the dev
-#    profile and the inherited CARGO_TARGET_DIR, so this build is reused and
-#    the first invoke only checks fingerprints.
+# 2. Build the workspace binaries (dev profile): each function's code in the local
+#    stack is a hot-reload directory whose bootstrap links to $CARGO_TARGET_DIR/debug/<name>.
 build_ok=1 ibkr_failed=0
 if [ $has_workspace = 1 ]; then
   say "cargo: building workspace binaries (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
   if ! (cd "$REPO_ROOT" && cargo build --workspace --bins); then
     build_ok=0
-    say "warning: cargo build failed; functions will be compiled (and fail) on first invoke"
+    say "warning: cargo build failed; invoking a function that did not build fails (Runtime.InvalidEntrypoint)"
   fi
   if [ $has_ibkr = 1 ] && [ ! -x "$CARGO_TARGET_DIR/debug/fake-ibkr" ]; then
     (cd "$REPO_ROOT" && cargo build --manifest-path localstack/fake-ibkr/Cargo.toml --bin fake-ibkr) ||
@@ -96,8 +117,9 @@ boto3.client('dynamodb', endpoint_url='http://127.0.0.1:$LOCALSTACK_PORT', regio
 ") >/dev/null 2>&1
 }
 wait_for 120 "dynamodb warm-up" localstack warm_ddb
-(cd "$STATE" && AWS_ENDPOINT_URL="http://127.0.0.1:$LOCALSTACK_PORT" \
-  "$LS_VENV/bin/python" "$here/provision.py" --env-file "$ENV_FILE") | grep -v '^arn:' || die "provisioning failed"
+fn_bins=""; [ $has_workspace = 1 ] && fn_bins="$BIN_DIR"
+(cd "$STATE" && AWS_ENDPOINT_URL="http://127.0.0.1:$LOCALSTACK_PORT" TRADEFLOW_FUNCTION_BIN_DIR="$fn_bins" \
+  TRADEFLOW_STATE="$STATE" "$LS_VENV/bin/python" "$here/provision.py") | grep -v '^arn:' || die "provisioning failed"
 
 # 4. Fake IBKR gateway ----------------------------------------------------
 if [ $has_ibkr = 0 ]; then
@@ -116,21 +138,17 @@ else
   say "fake-ibkr: no binary at $CARGO_TARGET_DIR/debug/fake-ibkr, skipped"
 fi
 
-# 5. cargo lambda watch ---------------------------------------------------
-if [ $has_workspace = 0 ]; then
-  say "cargo lambda watch: skipped (no Cargo.toml at the repo root, or TRADEFLOW_LAMBDAS=0)"
-elif watch_up; then
-  say "cargo lambda watch: already running"
+# 5. HTTP API front for the api function -----------------------------------
+if api_up; then
+  say "http api: already running"
 else
-  port_busy "$CARGO_LAMBDA_PORT" && die "port $CARGO_LAMBDA_PORT is taken by a process this state dir did not start"
-  say "cargo lambda watch: starting on 127.0.0.1:$CARGO_LAMBDA_PORT (log $STATE/cargo-lambda.log)"
-  # --ignore-changes: no rebuild while people edit; a function is (re)built
-  # when its instance first starts. Restart with down.sh + up.sh after edits.
-  start_bg cargo-lambda "$REPO_ROOT" env PATH="$CL_VENV/bin:$PATH" \
-    cargo lambda watch --ignore-changes \
-      --invoke-address 127.0.0.1 --invoke-port "$CARGO_LAMBDA_PORT" \
-      --env-file "$ENV_FILE"
-  wait_for 60 "cargo lambda watch" cargo-lambda port_busy "$CARGO_LAMBDA_PORT"
+  port_busy "$API_PORT" && die "port $API_PORT is taken by a process this state dir did not start"
+  say "http api: starting on 127.0.0.1:$API_PORT (log $STATE/http-api.log)"
+  start_bg http-api "$STATE" env PYTHONPATH="$here/executor" \
+    AWS_ENDPOINT_URL="http://127.0.0.1:$LOCALSTACK_PORT" AWS_REGION=us-east-1 \
+    AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
+    "$LS_VENV/bin/python" -m tradeflow_executor.http_api --port "$API_PORT" --function api
+  wait_for 30 "http api" http-api port_busy "$API_PORT"
 fi
 
 say "up in $(( $(date +%s) - t0 )) s. In your shell: source localstack/env.sh"

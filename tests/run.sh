@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Every check, in the order that fails fastest: formatting, lints, unit tests,
-# the state machine and CDK checks, then the integration tests against the local
-# stack (LocalStack + cargo lambda watch + fake IBKR). Installs what it needs.
+# Every check, in the order that fails fastest: formatting, lints, unit tests (Rust,
+# then the local runtime's), the state machine and CDK checks, then the integration
+# tests against the local stack (LocalStack, its Lambda on the local runtime, the HTTP
+# API front, fake IBKR), and last the template deployed into the local stack from
+# release zips (infra/deploy-local.sh; TRADEFLOW_SKIP_DEPLOY=1 skips it). Installs
+# what it needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tradeflow/target}"
@@ -9,6 +12,7 @@ export CARGO_TERM_COLOR=never
 step() { printf '\n==> %s (%s)\n' "$*" "$(date +%T)"; }
 
 step "install local tools (LocalStack, cargo-lambda, Chromium for the viewer test)"
+LS_PY="${TRADEFLOW_CACHE:-$HOME/.cache/tradeflow}/localstack-venv/bin/python"
 localstack/install.sh
 tests/install-chromium.sh
 
@@ -24,8 +28,15 @@ cargo test --workspace --locked --exclude tradeflow-integration-tests
 step "backtest vs backtesting.py (same trades, same metrics)"
 tests/backtesting_py/run.sh
 
+step "local Lambda runtime: execution environment and HTTP front (no stack)"
+python3 -m unittest discover -s localstack/executor/tests -p 'test_sandbox.py'
+python3 -m unittest discover -s localstack/executor/tests -p 'test_http_api.py'
+
 step "state machine validation (asl-validator), CDK synth, assertions, cfn-lint, checkov"
 infra/check.sh
+
+step "template changes for LocalStack, on the synthesized templates"
+python3 -m unittest discover -s infra/local -p 'test_transform.py'
 
 step "integration tests on the local stack"
 started_here=0
@@ -42,3 +53,13 @@ cargo test --locked -p tradeflow-integration-tests -- --test-threads 4
 # Adapter tests that need LocalStack's DynamoDB (symbol cache, keep-alive state);
 # ignored in the unit run above, run here against the stack.
 cargo test --locked -p tradeflow-adapters --test ibkr_symbols --test lease --test gateway_discipline -- --ignored
+
+step "local Lambda runtime in the stack: instances, environment, timeout, crash, API concurrency"
+"$LS_PY" -m unittest discover -s localstack/executor/tests -p 'test_stack.py'
+
+if [ "${TRADEFLOW_SKIP_DEPLOY:-0}" != 1 ]; then
+  step "the template deployed into the local stack (release zips, account 111111111111)"
+  infra/deploy-local.sh
+  "$LS_PY" -m unittest discover -s infra/local -p 'test_deployed.py'
+  infra/deploy-local.sh --delete
+fi

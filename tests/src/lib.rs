@@ -1,5 +1,6 @@
 //! Support for the integration tests: clients for the local stack started by
-//! `localstack/up.sh` (LocalStack + `cargo lambda watch` + the fake IBKR gateway).
+//! `localstack/up.sh` (LocalStack, whose Lambda runs the functions as local
+//! processes, + the HTTP API front + the fake IBKR gateway).
 //! The environment comes from `source localstack/env.sh`; without it the tests fail
 //! with a message saying so, rather than skip.
 
@@ -88,6 +89,54 @@ impl Stack {
     pub async fn lineage(&self, execution_id: &str) -> anyhow::Result<Vec<LineageRecord>> {
         Ok(self.deps.lineage().for_execution(execution_id).await?)
     }
+}
+
+/// A synchronous invocation's outcome, as Lambda's Invoke API reports it.
+#[derive(Debug)]
+pub struct Invoked {
+    /// HTTP status of the Invoke call (200 also for a function error).
+    pub status: u16,
+    /// `X-Amz-Function-Error` (`Unhandled`) when the function failed.
+    pub function_error: Option<String>,
+    /// The function's result, or its error document (`errorType`, `errorMessage`).
+    pub payload: Value,
+}
+
+/// Invokes a function (RequestResponse) through the local stack's Lambda Invoke API,
+/// the path Step Functions and EventBridge take: the function runs on the local
+/// runtime with its Lambda configuration. The request is unsigned; LocalStack then
+/// uses its default account and region, where `localstack/up.sh` provisions.
+///
+/// # Errors
+/// Without `AWS_ENDPOINT_URL`, transport errors, or a body that is not JSON.
+pub async fn invoke(function: &str, payload: &Value) -> anyhow::Result<Invoked> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")
+        .context("no local stack: run `localstack/up.sh && source localstack/env.sh` first")?;
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{}/2015-03-31/functions/{function}/invocations",
+            endpoint.trim_end_matches('/')
+        ))
+        .json(payload)
+        .timeout(Duration::from_secs(300))
+        .send()
+        .await
+        .with_context(|| format!("invoke {function}"))?;
+    let status = r.status().as_u16();
+    let function_error = r
+        .headers()
+        .get("x-amz-function-error")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let payload = r
+        .json()
+        .await
+        .with_context(|| format!("invoke {function}: result"))?;
+    Ok(Invoked {
+        status,
+        function_error,
+        payload,
+    })
 }
 
 /// A unique suffix so repeated runs against one stack don't collide.

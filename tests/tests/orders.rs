@@ -256,22 +256,15 @@ async fn a_retry_after_the_broker_accepted_the_order_places_nothing_twice() {
 }
 
 async fn invoke_monitor() -> anyhow::Result<Value> {
-    let base =
-        std::env::var("CARGO_LAMBDA_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:9000".into());
-    let r = reqwest::Client::new()
-        .post(format!(
-            "{base}/2015-03-31/functions/position-monitor/invocations"
-        ))
-        .json(&json!({"source": "aws.events", "detail-type": "Scheduled Event"}))
-        .timeout(Duration::from_secs(120))
-        .send()
-        .await?;
-    let status = r.status();
-    let v: Value = r.json().await?;
-    if !status.is_success() {
-        bail!("position-monitor: {status} {v}");
+    let r = tradeflow_integration_tests::invoke(
+        "position-monitor",
+        &json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
+    )
+    .await?;
+    if r.function_error.is_some() {
+        bail!("position-monitor: {r:?}");
     }
-    Ok(v)
+    Ok(r.payload)
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
 //! The walking skeleton, on real (emulated) parts: the state machine file in
-//! `statemachine/` executing the Rust Lambdas (via `cargo lambda watch`) against
+//! `statemachine/` executing the Rust Lambdas (on the local Lambda runtime) against
 //! LocalStack's DynamoDB, S3, Step Functions and EventBridge.
 
 use std::time::{Duration, Instant};
@@ -239,19 +239,13 @@ async fn find_execution_for_rule(stack: &Stack, rule_arn: &str) -> Option<(Strin
     None
 }
 
-/// Invokes a function directly through `cargo lambda watch`, as LocalStack's Lambda does.
-async fn invoke(function: &str, payload: &Value) -> (u16, Value) {
-    let base =
-        std::env::var("CARGO_LAMBDA_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:9000".into());
-    let url = format!("{base}/2015-03-31/functions/{function}/invocations");
-    let resp = reqwest::Client::new()
-        .post(url)
-        .json(payload)
-        .send()
+/// Invokes a function directly, through the local stack's Lambda Invoke API.
+async fn invoke(function: &str, payload: &Value) -> (Option<String>, Value) {
+    let r = tradeflow_integration_tests::invoke(function, payload)
         .await
-        .expect("cargo lambda watch answers");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.expect("JSON body"))
+        .expect("Lambda answers");
+    assert_eq!(r.status, 200, "{r:?}");
+    (r.function_error, r.payload)
 }
 
 #[tokio::test]
@@ -275,16 +269,16 @@ async fn a_step_retried_after_it_succeeded_replays_its_recorded_output() {
         "state": {"strategy_id": id}
     });
 
-    let (first_status, first) = invoke("load-strategy", &payload).await;
+    let (first_error, first) = invoke("load-strategy", &payload).await;
     // The strategy changes between the attempts: a re-run would load the new name.
     let mut changed = strategy(&id, 265598, "AAPL");
     changed.name = "renamed after the first attempt".into();
     stack.put_strategy(&changed).await.unwrap();
-    let (second_status, second) = invoke("load-strategy", &payload).await;
+    let (second_error, second) = invoke("load-strategy", &payload).await;
 
     assert_eq!(
-        (first_status, second_status),
-        (200, 200),
+        (first_error, second_error),
+        (None, None),
         "{first} {second}"
     );
     // Compared as typed values: DynamoDB stores 2.0 as the number 2.
@@ -305,9 +299,9 @@ async fn a_function_invoked_for_another_state_refuses_with_a_fatal_error() {
         "state": {"strategy_id": "whatever"}
     });
 
-    let (status, body) = invoke("load-strategy", &payload).await;
+    let (function_error, body) = invoke("load-strategy", &payload).await;
 
-    assert!(status >= 400, "{status} {body}");
+    assert_eq!(function_error.as_deref(), Some("Unhandled"), "{body}");
     assert_eq!(body["errorType"], "Fatal");
     assert!(
         body["errorMessage"]

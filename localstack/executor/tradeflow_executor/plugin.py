@@ -1,130 +1,186 @@
-"""A LocalStack Lambda runtime executor that forwards every invoke to
-`cargo lambda watch` instead of starting a Docker container.
+"""LocalStack Lambda runtime executor `tradeflow`: runs each execution environment
+as a local process (sandbox.py) instead of a Docker container.
 
 LocalStack (pinned to 4.13.1) loads executors from the entry-point group
 ``localstack.lambda.runtime_executor`` and picks one with
-``LAMBDA_RUNTIME_EXECUTOR=<name>``; ours is registered as ``cargo-lambda`` in
-pyproject.toml. ``RuntimeExecutor`` is a LocalStack *internal* interface
-(localstack/services/lambda_/invocation/runtime_executor.py): that is why the
-LocalStack version is pinned exactly. Local development only.
+``LAMBDA_RUNTIME_EXECUTOR=<name>``. ``RuntimeExecutor`` is a LocalStack *internal*
+interface (localstack/services/lambda_/invocation/runtime_executor.py): hence the
+exact pin.
 
-Consequences worth knowing:
-- the function runs with `cargo lambda watch`'s environment (localstack/.env),
-  not with the Environment of the Lambda configuration;
-- LocalStack does not enforce the function Timeout here (its Docker init did);
-  the Step Functions state TimeoutSeconds still applies.
+Why an executor inside LocalStack and not a runner beside it: LocalStack's Lambda
+service already does what Lambda does around an environment, and does it per
+function version as configured: it computes the environment variables from the
+function's configuration (plus AWS_REGION, credentials of the execution role, the
+AWS_LAMBDA_* values and AWS_ENDPOINT_URL, as its Docker executor passes them),
+starts one environment per concurrent invocation up to the account's concurrency
+limit (throttling beyond it), reuses idle ones, stops them after
+LAMBDA_KEEPALIVE_MS, replaces them when the code or configuration changes, and
+stores each invocation's log in CloudWatch Logs under the environment's stream.
+What its Docker executor adds (a container running the function's bootstrap behind
+a Runtime API, timeout and crash handling) is what this executor does with a
+process. The function code is what LocalStack holds: the unzipped deployment
+package, or a hot-reload directory (the dev stack's bootstrap links to the debug
+build).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
-import urllib.error
-import urllib.request
+import threading
+from pathlib import Path
 
 from localstack.services.lambda_.invocation.lambda_models import FunctionVersion, InvocationResult
 from localstack.services.lambda_.invocation.plugins import RuntimeExecutorPlugin
 from localstack.services.lambda_.invocation.runtime_executor import RuntimeExecutor
 
-LOG = logging.getLogger(__name__)
+from tradeflow_executor.sandbox import Sandbox
 
-# The first invoke of a function may compile it inside `cargo lambda watch`
-# (minutes on a cold target dir), hence the generous default.
-INVOKE_TIMEOUT_SECONDS = float(os.environ.get("CARGO_LAMBDA_INVOKE_TIMEOUT", "900"))
-
-
-def function_name(name_or_arn: str) -> str:
-    """`cargo lambda watch` serves binaries by bare name: strip an ARN and a qualifier.
-
-    arn:aws:lambda:us-east-1:000000000000:function:load-strategy:$LATEST -> load-strategy
-    load-strategy:1 -> load-strategy
-    """
-    if name_or_arn.startswith("arn:"):
-        # arn:partition:lambda:region:account:function:NAME[:QUALIFIER]
-        return name_or_arn.split(":")[6]
-    return name_or_arn.split(":")[0]
+# Variables LocalStack's Docker executor passes to its init process, not to functions
+# on AWS: they are dropped unless the function's own configuration sets them.
+LOCALSTACK_ONLY = frozenset({
+    "LOCALSTACK_HOSTNAME", "EDGE_PORT", "LOCALSTACK_RUNTIME_ID", "LOCALSTACK_RUNTIME_ENDPOINT",
+    "LOCALSTACK_FUNCTION_ACCOUNT_ID", "LOCALSTACK_USER", "LOCALSTACK_INIT_LOG_LEVEL",
+    "LOCALSTACK_POST_INVOKE_WAIT_MS", "LOCALSTACK_MAX_PAYLOAD_SIZE", "LOCALSTACK_CHMOD_PATHS",
+    # the runtime interface emulator's, not set on AWS
+    "AWS_LAMBDA_FUNCTION_TIMEOUT",
+})
+# Lambda's PATH without /opt/bin (no layers here).
+LAMBDA_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
-def invoke_url(name: str) -> str:
-    host = os.environ.get("CARGO_LAMBDA_HOST", "127.0.0.1")
-    port = os.environ.get("CARGO_LAMBDA_PORT", "9000")
-    return f"http://{host}:{port}/2015-03-31/functions/{name}/invocations"
+def process_environment(env_vars: dict, configured: dict[str, str], runtime: str | None,
+                        code_dir: Path) -> dict[str, str]:
+    """The environment of the function's process: what LocalStack computed from the
+    function's configuration, minus LocalStack's own plumbing, plus the few values the
+    Lambda runtime image itself provides."""
+    env = {k: str(v) for k, v in env_vars.items() if k not in LOCALSTACK_ONLY or k in configured}
+    # "Not defined for OS-only runtimes (for example, provided.al2023)" (Lambda docs,
+    # "Defined runtime environment variables").
+    if (runtime or "").startswith("provided") and "AWS_EXECUTION_ENV" not in configured:
+        env.pop("AWS_EXECUTION_ENV", None)
+    env.setdefault("PATH", LAMBDA_PATH)
+    env.setdefault("LANG", "en_US.UTF-8")
+    # /var/task on AWS; here the directory that holds the code.
+    if "LAMBDA_TASK_ROOT" not in configured:
+        env["LAMBDA_TASK_ROOT"] = str(code_dir)
+    return env
 
 
-def _has_error_type(body: bytes) -> bool:
-    try:
-        return isinstance(json.loads(body), dict) and "errorType" in json.loads(body)
-    except ValueError:
-        return False
+class _LogFile:
+    """Appends every function's output to $TRADEFLOW_LAMBDA_LOG_DIR/<function>.log
+    (other accounts and regions in a subfolder), prefixed with the environment id."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, function_version: FunctionVersion, env_id: str):
+        base = os.environ.get("TRADEFLOW_LAMBDA_LOG_DIR")
+        fid = function_version.id
+        self.path: Path | None = None
+        if base:
+            folder = Path(base)
+            if (fid.account, fid.region) != ("000000000000", "us-east-1"):
+                folder = folder / f"{fid.account}-{fid.region}"
+            self.path = folder / f"{fid.function_name}.log"
+        self.prefix = f"[{env_id[:8]}] "
+
+    def __call__(self, line: str) -> None:
+        if self.path is None:
+            return
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a") as f:
+                f.write(self.prefix + line)
 
 
-class CargoLambdaRuntimeExecutor(RuntimeExecutor):
-    # Nothing to start, stop, prepare or clean up: `cargo lambda watch` is a
-    # separate, long-running process (started by localstack/up.sh).
+class _InstanceRegistry:
+    """One file per running function process, $TRADEFLOW_LAMBDA_LOG_DIR/instances/<pid>.json,
+    naming its function version: how a test finds the process of a deployed function
+    to read the environment it was started with (/proc/<pid>/environ)."""
+
+    def __init__(self, function_version: FunctionVersion, env_id: str):
+        base = os.environ.get("TRADEFLOW_LAMBDA_LOG_DIR")
+        self.folder = Path(base) / "instances" if base else None
+        self.record = {"function_arn": function_version.qualified_arn, "environment_id": env_id}
+
+    def __call__(self, pid: int, running: bool) -> None:
+        if self.folder is None:
+            return
+        path = self.folder / f"{pid}.json"
+        if running:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({**self.record, "pid": pid}))
+        else:
+            path.unlink(missing_ok=True)
+
+
+class TradeflowRuntimeExecutor(RuntimeExecutor):
+    def __init__(self, id: str, function_version: FunctionVersion) -> None:
+        super().__init__(id, function_version)
+        self.sandbox: Sandbox | None = None
+
     def start(self, env_vars: dict[str, str]) -> None:
-        pass
+        config = self.function_version.config
+        if config.code is None:
+            raise RuntimeError(f"{self.function_version.qualified_arn}: image functions are not supported locally")
+        code_dir = Path(config.code.get_unzipped_code_location())
+        self.sandbox = Sandbox(
+            name=self.function_version.id.function_name,
+            code_dir=code_dir,
+            env=process_environment(env_vars, config.environment or {}, config.runtime, code_dir),
+            timeout_s=config.timeout,
+            memory_mb=config.memory_size,
+            architecture=(config.architectures or ["x86_64"])[0],
+            version=self.function_version.id.qualifier,
+            log_sink=_LogFile(self.function_version, self.id),
+            on_process=_InstanceRegistry(self.function_version, self.id),
+        )
+        self.sandbox.start()
 
     def stop(self) -> None:
-        pass
+        if self.sandbox is not None:
+            self.sandbox.close()
 
-    @classmethod
-    def prepare_version(cls, function_version: FunctionVersion) -> None:
-        pass
-
-    @classmethod
-    def cleanup_version(cls, function_version: FunctionVersion) -> None:
-        pass
+    def invoke(self, payload: dict[str, str]) -> InvocationResult:
+        # payload: {"invoke-id", "invoked-function-arn", "payload" (str), "trace-id"}
+        assert self.sandbox is not None, "invoke before start"
+        request_id = payload["invoke-id"]
+        result = self.sandbox.invoke(
+            request_id,
+            (payload.get("payload") or "").encode(),
+            payload.get("invoked-function-arn") or self.function_version.qualified_arn,
+            payload.get("trace-id"),
+        )
+        return InvocationResult(request_id=request_id, payload=result.payload,
+                                is_error=result.is_error, logs=result.logs)
 
     def get_address(self) -> str:
         return "127.0.0.1"
 
     def get_endpoint_from_executor(self) -> str:
+        # LocalStack builds AWS_ENDPOINT_URL from this: the functions run on this host.
         return "127.0.0.1"
 
     def get_runtime_endpoint(self) -> str:
         return ""
 
     def get_logs(self) -> str:
-        return ""
+        return self.sandbox.recent_logs() if self.sandbox is not None else ""
 
-    def invoke(self, payload: dict[str, str]) -> InvocationResult:
-        # payload: {"invoke-id", "invoked-function-arn", "payload" (str), "trace-id"}
-        request_id = payload["invoke-id"]
-        name = function_name(payload.get("invoked-function-arn") or self.function_version.id.function_name)
-        url = invoke_url(name)
-        request = urllib.request.Request(
-            url,
-            data=(payload.get("payload") or "{}").encode(),
-            method="POST",
-            headers={"Content-Type": "application/json", "Lambda-Runtime-Aws-Request-Id": request_id},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=INVOKE_TIMEOUT_SECONDS) as response:
-                status, headers, body = response.status, response.headers, response.read()
-        except urllib.error.HTTPError as e:  # >= 400: cargo lambda watch answers 500 on a handler error
-            status, headers, body = e.code, e.headers, e.read()
-        except (urllib.error.URLError, OSError) as e:  # watch not running, or timed out
-            LOG.warning("cargo lambda watch unreachable at %s: %s", url, e)
-            body = json.dumps({"errorType": "Lambda.ServiceException",
-                               "errorMessage": f"cargo lambda watch unreachable at {url}: {e}"}).encode()
-            return InvocationResult(request_id=request_id, payload=body, is_error=True, logs=str(e))
+    @classmethod
+    def prepare_version(cls, function_version: FunctionVersion) -> None:
+        # Unzips the deployment package (a no-op for hot-reload code), as the Docker
+        # executor does before it builds its image.
+        if function_version.config.code:
+            function_version.config.code.prepare_for_execution()
 
-        # AWS signals a handler error with 200 + X-Amz-Function-Error; cargo lambda
-        # watch with HTTP 500. Either way the body is {"errorType", "errorMessage"},
-        # and Step Functions uses errorType as the error name (Transient, Fatal...).
-        is_error = status >= 300 or headers.get("X-Amz-Function-Error") is not None
-        if is_error and not _has_error_type(body):
-            # e.g. a 404 for an unknown binary or a build failure: give Step
-            # Functions a usable error name instead of an unparsable cause.
-            body = json.dumps({"errorType": "Lambda.Unknown",
-                               "errorMessage": f"HTTP {status} from {url}: {body[:2000].decode(errors='replace')}"}).encode()
-        logs = f"cargo-lambda {name} -> HTTP {status}\n"
-        return InvocationResult(request_id=request_id, payload=body, is_error=is_error, logs=logs)
+    @classmethod
+    def cleanup_version(cls, function_version: FunctionVersion) -> None:
+        pass
 
 
-class CargoLambdaExecutorPlugin(RuntimeExecutorPlugin):
-    name = "cargo-lambda"
+class TradeflowExecutorPlugin(RuntimeExecutorPlugin):
+    name = "tradeflow"
 
     def load(self, *args, **kwargs):
-        return CargoLambdaRuntimeExecutor
+        return TradeflowRuntimeExecutor

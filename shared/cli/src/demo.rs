@@ -52,14 +52,11 @@ fn short(v: &Option<Value>, width: usize) -> String {
     }
 }
 
-/// The lineage viewer page of an execution on the local stack (the api function
-/// under `cargo lambda watch`), or at `TRADEFLOW_API_URL` when set.
+/// The lineage viewer page of an execution on the local stack: the API at
+/// `TRADEFLOW_API_URL` (set by `localstack/env.sh`).
 fn viewer_url(execution: &str) -> String {
-    let base = std::env::var("TRADEFLOW_API_URL").unwrap_or_else(|_| {
-        let watch = std::env::var("CARGO_LAMBDA_ENDPOINT")
-            .unwrap_or_else(|_| "http://127.0.0.1:9000".into());
-        format!("{watch}/lambda-url/api")
-    });
+    let base =
+        std::env::var("TRADEFLOW_API_URL").unwrap_or_else(|_| "http://127.0.0.1:9000".into());
     format!(
         "{}/viewer/execution/{execution}",
         base.trim_end_matches('/')

@@ -1,6 +1,7 @@
-//! A small client for the API function as the local stack serves it
-//! (`cargo lambda watch` at `$CARGO_LAMBDA_ENDPOINT/lambda-url/api`), shared by
-//! the API and browser tests. The key is `API_KEY` from `localstack/env.sh`.
+//! A small client for the API function as the local stack serves it: behind the
+//! HTTP API front at `$TRADEFLOW_API_URL` (payload format 2.0, as API Gateway's HTTP
+//! API on AWS), shared by the API and browser tests. The key is `API_KEY` from
+//! `localstack/env.sh`.
 
 #![allow(dead_code)]
 
@@ -19,18 +20,15 @@ impl Api {
     /// # Panics
     /// Without the environment of `localstack/env.sh`.
     pub fn from_env() -> Self {
-        let base = std::env::var("TRADEFLOW_API_URL").unwrap_or_else(|_| {
-            let watch = std::env::var("CARGO_LAMBDA_ENDPOINT")
-                .expect("no local stack: run `localstack/up.sh && source localstack/env.sh` first");
-            format!("{watch}/lambda-url/api")
-        });
+        let base = std::env::var("TRADEFLOW_API_URL")
+            .expect("no local stack: run `localstack/up.sh && source localstack/env.sh` first");
         let key = std::env::var("API_KEY").expect("API_KEY (source localstack/env.sh)");
         Self {
             base,
             key,
-            // The first request may compile the function under watch.
+            // Above the HTTP API's 30 s integration timeout: the front answers first.
             http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(600))
+                .timeout(Duration::from_secs(60))
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("http client"),
@@ -43,56 +41,32 @@ impl Api {
 
     /// Sends a request with the API key; returns the status and the JSON body
     /// (`Null` when empty, `{"non_json_body": text}` when not JSON, so a failed
-    /// assertion shows what came back).
-    ///
-    /// A GET is retried (3 tries) when the response breaks off or a 502/503/504
-    /// comes without our API's JSON error body: those come from `cargo lambda
-    /// watch`'s proxy, not from the API, and a GET is safe to repeat. Our API's
-    /// own answers, errors included, are returned as they are.
+    /// assertion shows what came back). Nothing is retried: every answer is the API's.
     pub async fn call(
         &self,
         method: Method,
         path: &str,
         body: Option<&Value>,
     ) -> (StatusCode, Value) {
-        let retries = if method == Method::GET { 2 } else { 0 };
-        let mut attempt = 0;
-        loop {
-            let mut req = self
-                .http
-                .request(method.clone(), self.url(path))
-                .header("x-api-key", &self.key);
-            if let Some(b) = body {
-                req = req.json(b);
-            }
-            let res = req.send().await.expect("api reachable");
-            let status = res.status();
-            let text = res.text().await;
-            // Our API's own 502 (`upstream_error`) has a JSON `error`; the proxy's not.
-            let ours = text.as_ref().is_ok_and(|t| {
-                serde_json::from_str::<Value>(t).is_ok_and(|v| v.get("error").is_some())
-            });
-            let proxy_error = !ours
-                && matches!(
-                    status,
-                    StatusCode::BAD_GATEWAY
-                        | StatusCode::SERVICE_UNAVAILABLE
-                        | StatusCode::GATEWAY_TIMEOUT
-                );
-            if (text.is_err() || proxy_error) && attempt < retries {
-                attempt += 1;
-                eprintln!("{method} {path}: {status} {text:?}; trying again");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-            let text = text.unwrap_or_else(|e| panic!("{method} {path}: body broke off: {e}"));
-            let value = if text.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_str(&text).unwrap_or_else(|_| json!({"non_json_body": text}))
-            };
-            return (status, value);
+        let mut req = self
+            .http
+            .request(method.clone(), self.url(path))
+            .header("x-api-key", &self.key);
+        if let Some(b) = body {
+            req = req.json(b);
         }
+        let res = req.send().await.expect("api reachable");
+        let status = res.status();
+        let text = res
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: body broke off: {e}"));
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| json!({"non_json_body": text}))
+        };
+        (status, value)
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
