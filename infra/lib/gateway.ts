@@ -21,6 +21,7 @@ import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
@@ -70,7 +71,15 @@ export class IbkrGateway extends Construct {
         DynamoDb: { service: ec2.GatewayVpcEndpointAwsService.DYNAMODB },
         S3: { service: ec2.GatewayVpcEndpointAwsService.S3 },
       },
-      flowLogs: { rejected: { trafficType: ec2.FlowLogTrafficType.REJECT } },
+    });
+    // Rejected traffic only: who tried to reach the unauthenticated gateway.
+    const flowLogs = new logs.LogGroup(this, 'RejectedFlowLogs', { retention: logs.RetentionDays.ONE_MONTH });
+    (flowLogs.node.defaultChild as CfnResource).addMetadata('checkov', {
+      skip: [{ id: 'CKV_AWS_158', comment: 'CloudWatch Logs default encryption; no customer-managed key requirement' }],
+    });
+    this.vpc.addFlowLog('Rejected', {
+      trafficType: ec2.FlowLogTrafficType.REJECT,
+      destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs),
     });
     const isolated = { subnetType: ec2.SubnetType.PRIVATE_ISOLATED };
     for (const [name, service] of [
