@@ -3,8 +3,9 @@
     python3 -m unittest discover -s infra/local -p 'test_transform.py' -v
 
 The last test reads the templates infra/check.sh synthesizes (infra/cdk.out): every
-resource type they use is classified, and what is removed is the HTTP API and nothing
-else; a new type or a new dependency on the HTTP API fails here.
+resource type they use is classified, and what is removed is the HTTP API and the
+gateway's network and nothing else (no function); a new type or a new dependency on
+either fails here.
 """
 
 import json
@@ -15,7 +16,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from transform import SUPPORTED, UNSUPPORTED, UnknownResourceType, for_localstack, references  # noqa: E402
+from transform import NETWORK, SUPPORTED, UNSUPPORTED, UnknownResourceType, for_localstack, references  # noqa: E402
 
 TEMPLATE = {
     "Resources": {
@@ -57,6 +58,26 @@ class TransformTest(unittest.TestCase):
         self.assertEqual(t["Resources"]["Bucket"]["Properties"]["BucketName"], "tradeflow-charts-111111111111")
         self.assertEqual(TEMPLATE["Resources"]["Bucket"]["Properties"]["BucketName"], "tradeflow-charts")
 
+    def test_the_gateway_network_goes_with_the_functions_vpc_config_and_nothing_else(self):
+        template = {"Resources": {
+            "Vpc": {"Type": "AWS::EC2::VPC", "Properties": {}},
+            "Subnet": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": {"Ref": "Vpc"}}},
+            "Sg": {"Type": "AWS::EC2::SecurityGroup", "Properties": {"VpcId": {"Ref": "Vpc"}}},
+            "Fn": {"Type": "AWS::Lambda::Function", "DependsOn": ["Vpc", "Role"], "Properties": {
+                "Architectures": ["x86_64"], "Role": {"Fn::GetAtt": ["Role", "Arn"]},
+                "VpcConfig": {"SubnetIds": [{"Ref": "Subnet"}], "SecurityGroupIds": [{"Fn::GetAtt": ["Sg", "GroupId"]}]}}},
+            "Role": {"Type": "AWS::IAM::Role", "Properties": {}},
+        }, "Outputs": {"SgId": {"Value": {"Ref": "Sg"}}}}
+
+        t, report = for_localstack(template, bucket_suffix="x")
+
+        self.assertEqual(set(t["Resources"]), {"Fn", "Role"})
+        self.assertNotIn("VpcConfig", t["Resources"]["Fn"]["Properties"])
+        self.assertEqual(t["Resources"]["Fn"]["DependsOn"], ["Role"])
+        self.assertEqual(report["vpc_config_removed"], ["Fn"])
+        self.assertEqual(report["removed_outputs"], ["SgId"])
+        self.assertIn("VpcConfig", template["Resources"]["Fn"]["Properties"])
+
     def test_an_unclassified_resource_type_stops_the_transformation(self):
         template = {"Resources": {"Q": {"Type": "AWS::SQS::Queue", "Properties": {}}}}
 
@@ -70,7 +91,7 @@ class TransformTest(unittest.TestCase):
 
 
 class SynthesizedTemplateTest(unittest.TestCase):
-    def test_the_synthesized_templates_lose_only_the_http_api(self):
+    def test_the_synthesized_templates_lose_only_the_http_api_and_the_gateway_network(self):
         templates = sorted((HERE.parent / "cdk.out").glob("*.template.json"))
         self.assertTrue(templates, "no synthesized template: run infra/check.sh (cdk synth) first")
         for path in templates:
@@ -80,13 +101,18 @@ class SynthesizedTemplateTest(unittest.TestCase):
                 t, report = for_localstack(template, bucket_suffix="111111111111")
 
                 types = {r["Type"] for r in template["Resources"].values()}
-                self.assertEqual(types - SUPPORTED - UNSUPPORTED, set())
+                self.assertEqual(types - SUPPORTED - UNSUPPORTED - NETWORK, set())
                 removed = report["removed_resources"]
                 self.assertTrue({"AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Stage"} <= set(removed.values()), removed)
                 for lid, rtype in removed.items():
-                    self.assertTrue(rtype.startswith("AWS::ApiGatewayV2::") or rtype == "AWS::Lambda::Permission",
-                                    f"{lid} ({rtype}) would be removed")
-                self.assertEqual(report["removed_outputs"], ["ApiUrl"])
+                    self.assertTrue(rtype.startswith("AWS::ApiGatewayV2::") or rtype == "AWS::Lambda::Permission"
+                                    or rtype in NETWORK, f"{lid} ({rtype}) would be removed")
+                for output in report["removed_outputs"]:
+                    self.assertTrue(output == "ApiUrl" or output.startswith("IbkrGateway"), output)
+                self.assertIn("ApiUrl", report["removed_outputs"])
+                # Every function keeps its code, role and environment; only VpcConfig goes.
+                functions = [lid for lid, r in template["Resources"].items() if r["Type"] == "AWS::Lambda::Function"]
+                self.assertTrue(set(functions) <= set(t["Resources"]), "a function would be removed")
                 self.assertEqual(len(t["Resources"]), len(template["Resources"]) - len(removed))
 
 

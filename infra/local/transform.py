@@ -16,6 +16,14 @@ infra/check.sh):
    bootstrap whose architecture differs from the function's, as Lambda does.
 3. S3 bucket names get a suffix: bucket names are global across accounts (on AWS
    and in LocalStack), and the provisioned dev stack already owns the name.
+4. The IBKR gateway's network goes (NETWORK: the VPC, its subnets, routes, endpoints,
+   security groups, flow log and the IBeam host), and with it each function's
+   VpcConfig. Locally the gateway is the fake on 127.0.0.1, a host process: there is
+   no network to isolate and no EC2 host to run IBeam on, and LocalStack community
+   cannot create some of these types (SecurityGroupIngress, LaunchTemplate, FlowLog).
+   What the network must be on AWS is checked statically on the full template
+   (infra/test/gateway.test.ts: the callers in the VPC, port 5000 from the callers'
+   security group only, no NAT).
 
 A resource type in neither SUPPORTED nor UNSUPPORTED stops the transformation: a new
 type must be checked against LocalStack and classified here first.
@@ -52,6 +60,23 @@ SUPPORTED = frozenset({
     "AWS::SecretsManager::ResourcePolicy",
     "AWS::SecretsManager::Secret",
     "AWS::StepFunctions::StateMachine",
+})
+# The gateway's network and host (change 4): removed, with the functions' VpcConfig.
+NETWORK = frozenset({
+    "AWS::EC2::FlowLog",
+    "AWS::EC2::Instance",
+    "AWS::EC2::InternetGateway",
+    "AWS::EC2::LaunchTemplate",
+    "AWS::EC2::Route",
+    "AWS::EC2::RouteTable",
+    "AWS::EC2::SecurityGroup",
+    "AWS::EC2::SecurityGroupIngress",
+    "AWS::EC2::Subnet",
+    "AWS::EC2::SubnetRouteTableAssociation",
+    "AWS::EC2::VPC",
+    "AWS::EC2::VPCEndpoint",
+    "AWS::EC2::VPCGatewayAttachment",
+    "AWS::IAM::InstanceProfile",
 })
 # Types it cannot create (no provider in the community edition).
 UNSUPPORTED = frozenset({
@@ -96,12 +121,17 @@ def for_localstack(template: dict, *, bucket_suffix: str) -> tuple[dict, dict]:
     """Returns the deployable template and a report of every change made."""
     t = copy.deepcopy(template)
     resources: dict = t["Resources"]
-    unknown = sorted({r["Type"] for r in resources.values()} - SUPPORTED - UNSUPPORTED)
+    unknown = sorted({r["Type"] for r in resources.values()} - SUPPORTED - UNSUPPORTED - NETWORK)
     if unknown:
         raise UnknownResourceType(
             f"resource types not classified for LocalStack in infra/local/transform.py: {', '.join(unknown)}")
 
-    removed = {lid: r["Type"] for lid, r in resources.items() if r["Type"] in UNSUPPORTED}
+    vpc_config = []
+    for lid, r in resources.items():
+        if r["Type"] == "AWS::Lambda::Function" and "VpcConfig" in r.get("Properties", {}):
+            vpc_config.append(lid)
+            del r["Properties"]["VpcConfig"]
+    removed = {lid: r["Type"] for lid, r in resources.items() if r["Type"] in UNSUPPORTED | NETWORK}
     while True:  # and, transitively, whatever refers to a removed resource (a DependsOn is dropped instead)
         dependents = {
             lid: r["Type"] for lid, r in resources.items()
@@ -140,6 +170,7 @@ def for_localstack(template: dict, *, bucket_suffix: str) -> tuple[dict, dict]:
         "removed_outputs": removed_outputs,
         "architecture_x86_64": architectures,
         "bucket_names": buckets,
+        "vpc_config_removed": vpc_config,
     }
     return t, report
 
