@@ -86,7 +86,8 @@ export const PERMISSIONS: Record<string, FunctionPermissions> = {
       'tradeflow-trades',
       'tradeflow-portfolio',
     ],
-    readWrite: ['tradeflow-strategies', 'tradeflow-prompts', 'tradeflow-symbols', GATEWAY],
+    // Ticks: a manual run's claim of its second.
+    readWrite: ['tradeflow-strategies', 'tradeflow-prompts', 'tradeflow-symbols', 'tradeflow-ticks', GATEWAY],
     bucket: 'read',
     ibkr: true,
     schedules: true,

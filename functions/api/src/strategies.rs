@@ -172,6 +172,10 @@ fn execution_arn(state_machine_arn: &str, name: &str) -> String {
     format!("{base}:{name}")
 }
 
+/// How long a manual run's claim is kept: a day, far longer than any retry of the
+/// request, then DynamoDB's TTL removes it.
+const MANUAL_CLAIM_TTL_SECS: i64 = 86_400;
+
 /// Starts a run now. 202 with the new execution; 200 with the existing one when a
 /// run of the same second was already started (Step Functions would silently hand
 /// back that execution for the same name); 409 for an inactive strategy (I6).
@@ -192,19 +196,26 @@ pub async fn run_now(app: &App, r: &Req<'_>, id: &str) -> Result<Reply, ApiError
             "viewer": format!("viewer/execution/{name}"),
         })
     };
-    // One conditional write per (strategy, second) on the strategy item: the first
-    // request starts the run, the others learn that it exists.
+    // One conditional put per (strategy, second) in the ticks table, where the
+    // scheduled ticks are claimed too: the first request starts the run, the others
+    // learn that it exists. (A "last run" attribute on the strategy item let a late
+    // request of an earlier second claim again once a later second had written it.)
+    let tick = format!("manual#{name}");
     let claimed = app
         .store
         .client
-        .update_item()
-        .table_name(&app.store.tables.strategies)
-        .key("strategy_id", attr(&s.strategy_id))
-        .update_expression("SET last_manual_run = :n")
-        .condition_expression(
-            "attribute_exists(strategy_id) AND (attribute_not_exists(last_manual_run) OR last_manual_run <> :n)",
+        .put_item()
+        .table_name(&app.store.tables.ticks)
+        .item("strategy_id", attr(&s.strategy_id))
+        .item("tick", attr(&tick))
+        .item("execution_id", attr(&name))
+        .item(
+            "expires_at",
+            aws_sdk_dynamodb::types::AttributeValue::N(
+                (r.now.timestamp() + MANUAL_CLAIM_TTL_SECS).to_string(),
+            ),
         )
-        .expression_attribute_values(":n", attr(&name))
+        .condition_expression("attribute_not_exists(tick)")
         .send()
         .await;
     match claimed {
@@ -221,8 +232,8 @@ pub async fn run_now(app: &App, r: &Req<'_>, id: &str) -> Result<Reply, ApiError
         Err(e) => {
             return Err(ApiError::from(
                 tradeflow_adapters::store::StoreError::Dynamo {
-                    op: "update",
-                    table: app.store.tables.strategies.clone(),
+                    op: "put",
+                    table: app.store.tables.ticks.clone(),
                     throttled: false,
                     source: Box::new(e),
                 },
@@ -250,12 +261,10 @@ pub async fn run_now(app: &App, r: &Req<'_>, id: &str) -> Result<Reply, ApiError
             let undo = app
                 .store
                 .client
-                .update_item()
-                .table_name(&app.store.tables.strategies)
+                .delete_item()
+                .table_name(&app.store.tables.ticks)
                 .key("strategy_id", attr(&s.strategy_id))
-                .update_expression("REMOVE last_manual_run")
-                .condition_expression("last_manual_run = :n")
-                .expression_attribute_values(":n", attr(&name))
+                .key("tick", attr(&tick))
                 .send()
                 .await;
             if let Err(u) = undo {
