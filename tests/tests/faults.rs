@@ -66,18 +66,24 @@ impl Faults {
     }
 }
 
+/// One position-monitor run, invoked as its schedule does, through the local
+/// stack's Lambda. A function error is an error: under faults the caller may
+/// tolerate it, in the calm it may not.
 async fn invoke_monitor() -> anyhow::Result<Value> {
-    let base =
-        std::env::var("CARGO_LAMBDA_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:9000".into());
-    let r = reqwest::Client::new()
-        .post(format!(
-            "{base}/2015-03-31/functions/position-monitor/invocations"
-        ))
-        .json(&json!({"source": "aws.events", "detail-type": "Scheduled Event"}))
-        .timeout(Duration::from_secs(180))
-        .send()
-        .await?;
-    Ok(r.json().await?)
+    let r = tradeflow_integration_tests::invoke(
+        "position-monitor",
+        &json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
+    )
+    .await?;
+    if r.status != 200 || r.function_error.is_some() {
+        anyhow::bail!(
+            "position-monitor: {} {:?} {}",
+            r.status,
+            r.function_error,
+            r.payload
+        );
+    }
+    Ok(r.payload)
 }
 
 async fn fake_orders(fake_base: &str) -> anyhow::Result<Vec<Value>> {
@@ -378,7 +384,10 @@ async fn the_books_agree_with_the_broker_under_injected_faults() {
     }
     let calm = Instant::now();
     loop {
-        let _ = invoke_monitor().await;
+        // No faults in the calm: every monitor run must work.
+        invoke_monitor()
+            .await
+            .expect("the position monitor, in the calm");
         monitor_cycles += 1;
         let working = books
             .working_orders(500)

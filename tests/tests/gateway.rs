@@ -5,8 +5,6 @@
 //! placed and filled under the default confirm policy while the gateway asks the
 //! market-order questions (suppression does not remove them here).
 
-use std::time::Duration;
-
 use anyhow::{Context, bail};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::FromPrimitive;
@@ -20,24 +18,23 @@ use tradeflow_core::signal::{Action, StructuredAnswer, from_structured};
 use tradeflow_core::synthetic::KNOWN_CONTRACTS;
 use tradeflow_integration_tests::{FakeIbkr, Stack, gateway_lock, strategy, unique};
 
-/// Invokes a function the way its EventBridge rule does, on `cargo lambda watch`.
+/// Invokes a function the way its EventBridge rule does, through the local stack's
+/// Lambda (the function runs on the local runtime with its own configuration).
 async fn invoke(function: &str) -> anyhow::Result<Value> {
-    let base =
-        std::env::var("CARGO_LAMBDA_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:9000".into());
-    let r = reqwest::Client::new()
-        .post(format!(
-            "{base}/2015-03-31/functions/{function}/invocations"
-        ))
-        .json(&json!({"source": "aws.events", "detail-type": "Scheduled Event"}))
-        .timeout(Duration::from_secs(180))
-        .send()
-        .await?;
-    let status = r.status();
-    let v: Value = r.json().await?;
-    if !status.is_success() {
-        bail!("{function}: {status} {v}");
+    let r = tradeflow_integration_tests::invoke(
+        function,
+        &json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
+    )
+    .await?;
+    if r.status != 200 || r.function_error.is_some() {
+        bail!(
+            "{function}: {} {:?} {}",
+            r.status,
+            r.function_error,
+            r.payload
+        );
     }
-    Ok(v)
+    Ok(r.payload)
 }
 
 fn counter(stats: &Value, name: &str) -> u64 {
