@@ -26,6 +26,7 @@ use croner::parser::{CronParser, Seconds, Year};
 
 use crate::calendar::MarketSession;
 use crate::holidays::{ExchangeCalendar, SessionDay};
+use crate::strategy::Strategy;
 
 /// A validated schedule expression.
 #[derive(Debug, Clone)]
@@ -352,6 +353,19 @@ impl MarketSchedule {
         }
         out
     }
+}
+
+/// The tick filter applied to a strategy's Scheduled Event `time` (RFC 3339).
+///
+/// # Errors
+/// A time that does not parse, or a stored schedule or market that does not
+/// (the API refuses both, so only a strategy written around it can have one).
+pub fn check_tick(strategy: &Strategy, time: &str) -> Result<Result<(), SkipReason>, String> {
+    let at = DateTime::parse_from_rfc3339(time)
+        .map_err(|e| format!("scheduled event time {time:?}: {e}"))?
+        .to_utc();
+    let s = MarketSchedule::new(&strategy.schedule, &strategy.market).map_err(|e| e.to_string())?;
+    Ok(s.check(at))
 }
 
 fn rate_text(expr: &ScheduleExpr) -> String {
