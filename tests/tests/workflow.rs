@@ -239,7 +239,7 @@ async fn an_eventbridge_schedule_starts_the_workflow_and_off_schedule_ticks_are_
             "holiday: nyse is closed on 2026-11-26 (Thanksgiving Day)",
         ),
         (
-            "2026-11-27T20:00:00Z",
+            "2026-11-27T20:30:00Z",
             "early_close: nyse closes at 13:00 on 2026-11-27",
         ),
     ] {
