@@ -24,6 +24,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "strategies/x/deactivate"),
     ("POST", "strategies/x/run"),
     ("GET", "strategies/x/executions"),
+    ("GET", "strategies/x/schedule"),
     ("GET", "executions/x"),
     ("GET", "symbols?q=AAPL"),
     ("GET", "indicators"),
@@ -122,12 +123,18 @@ async fn a_strategy_lives_through_create_update_activation_and_delete_with_its_r
     let (created, body) = api.post("strategies", &strategy_body(&id)).await;
     assert_eq!(created, StatusCode::CREATED, "{body}");
     assert_eq!(body["strategy_id"], id);
-    assert_eq!(body["schedule_timezone"], "UTC");
+    // The cron is read in the market's zone: 14:30 New York, 18:30 or 19:30 UTC.
+    assert_eq!(body["schedule_timezone"], "America/New_York");
+    assert_eq!(body["schedule_calendar"], "nyse");
     let next = chrono::DateTime::parse_from_rfc3339(body["next_run"].as_str().unwrap()).unwrap();
     assert!(
-        next > chrono::Utc::now() && next.format("%H:%M").to_string() == "14:30",
+        next > chrono::Utc::now()
+            && ["18:30", "19:30"].contains(&next.format("%H:%M").to_string().as_str()),
         "{next}"
     );
+    let local = body["next_runs"][0]["local"].as_str().unwrap();
+    assert!(local.contains("T14:30:00-0"), "{local}");
+    assert_eq!(body["next_runs"].as_array().unwrap().len(), 5);
     let r = stack
         .events
         .describe_rule()
@@ -135,7 +142,10 @@ async fn a_strategy_lives_through_create_update_activation_and_delete_with_its_r
         .send()
         .await
         .unwrap();
-    assert_eq!(r.schedule_expression(), Some("cron(30 14 ? * MON-FRI *)"));
+    assert_eq!(
+        r.schedule_expression(),
+        Some("cron(30 18,19 ? * MON-FRI *)")
+    );
     assert_eq!(r.state().map(|s| s.as_str()), Some("ENABLED"));
     let targets = stack
         .events
@@ -223,6 +233,81 @@ async fn a_strategy_lives_through_create_update_activation_and_delete_with_its_r
     );
 }
 
+/// The (UTC, market time) runs `/strategies/{id}/schedule` lists after `after`.
+async fn runs(api: &Api, id: &str, after: &str, count: u32) -> Vec<(String, String)> {
+    let (status, body) = api
+        .get(&format!(
+            "strategies/{id}/schedule?after={after}&count={count}"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["runs"]
+        .as_array()
+        .expect("runs is a list")
+        .iter()
+        .map(|r| {
+            (
+                r["utc"].as_str().expect("utc").to_string(),
+                r["local"].as_str().expect("local").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_schedule_runs_in_market_time_across_dst_and_skips_exchange_holidays() {
+    let (api, stack) = (Api::from_env(), Stack::connect().await.unwrap());
+    let id = unique("api-sched");
+    let mut body = strategy_body(&id);
+    body["schedule"] = json!("cron(30 9 ? * MON-FRI *)");
+    let (created, got) = api.post("strategies", &body).await;
+    assert_eq!(created, StatusCode::CREATED, "{got}");
+    let rule = format!("{}{id}", stack.deps.config.rule_prefix);
+    let r = stack
+        .events
+        .describe_rule()
+        .name(&rule)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.schedule_expression(),
+        Some("cron(30 13,14 ? * MON-FRI *)")
+    );
+    let november = runs(&api, &id, "2026-10-29T00:00:00Z", 4).await;
+    let thanksgiving = runs(&api, &id, "2026-11-24T00:00:00Z", 4).await;
+
+    // US daylight saving ends on Sunday 2026-11-01: same local time, UTC moves.
+    assert_eq!(
+        november,
+        [
+            ("2026-10-29T13:30:00Z", "2026-10-29T09:30:00-04:00"),
+            ("2026-10-30T13:30:00Z", "2026-10-30T09:30:00-04:00"),
+            ("2026-11-02T14:30:00Z", "2026-11-02T09:30:00-05:00"),
+            ("2026-11-03T14:30:00Z", "2026-11-03T09:30:00-05:00"),
+        ]
+        .map(|(u, l)| (u.to_string(), l.to_string()))
+    );
+    // Thanksgiving (26th) is skipped; the 27th closes at 13:00, after the run.
+    let utc: Vec<&str> = thanksgiving.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(
+        utc,
+        [
+            "2026-11-24T14:30:00Z",
+            "2026-11-25T14:30:00Z",
+            "2026-11-27T14:30:00Z",
+            "2026-11-30T14:30:00Z"
+        ]
+    );
+    let (status, err) = api.get(&format!("strategies/{id}/schedule?count=0")).await;
+    assert_eq!((status, field(&err)), (StatusCode::BAD_REQUEST, "count"));
+    let (status, err) = api
+        .get(&format!("strategies/{id}/schedule?after=tomorrow"))
+        .await;
+    assert_eq!((status, field(&err)), (StatusCode::BAD_REQUEST, "after"));
+    api.delete(&format!("strategies/{id}")).await;
+}
+
 #[tokio::test]
 async fn bad_input_is_refused_with_a_400_naming_the_field() {
     let api = Api::from_env();
@@ -283,6 +368,11 @@ async fn bad_input_is_refused_with_a_400_naming_the_field() {
             "unix cron",
             with(&|b| b["schedule"] = json!("30 14 * * 1-5")),
             "schedule",
+        ),
+        (
+            "unknown calendar",
+            with(&|b| b["market"] = json!({"calendar": "lse"})),
+            "market.calendar",
         ),
         (
             "unknown conid",

@@ -200,6 +200,9 @@ async fn the_books_agree_with_the_broker_under_injected_faults() {
         .map(|k| {
             let mut s = live_strategy(&format!("{tag}-s{k}"), &setups[k % setups.len()]);
             s.market.always_open = true;
+            // Every minute is a run, so a synthetic tick passes the tick filter and
+            // reaches the claim (the duplicate-tick path under test).
+            s.schedule = "cron(* * ? * * *)".into();
             s
         })
         .collect();

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use tradeflow_adapters::workflow::entered_states;
 use tradeflow_core::lineage::StepStatus;
 use tradeflow_core::payloads::LoadStrategyOutput;
+use tradeflow_core::schedule::MarketSchedule;
 use tradeflow_integration_tests::{Stack, strategy, unique};
 
 #[tokio::test]
@@ -148,15 +149,21 @@ async fn a_failing_step_ends_the_execution_with_its_error_in_lineage() {
 }
 
 #[tokio::test]
-async fn an_eventbridge_schedule_starts_the_workflow_and_a_redelivered_tick_is_skipped() {
+#[allow(clippy::too_many_lines)]
+async fn an_eventbridge_schedule_starts_the_workflow_and_off_schedule_ticks_are_skipped() {
     let stack = Stack::connect().await.unwrap();
     let id = unique("it-sched");
-    stack
-        .put_strategy(&strategy(&id, 272093, "MSFT"))
-        .await
-        .unwrap();
+    let mut s = strategy(&id, 272093, "MSFT");
+    // Every minute in Kolkata (UTC+05:30, no exchange calendar): the rule is the
+    // cover the API would put, and every tick of it is a run.
+    s.schedule = "cron(* * ? * * *)".into();
+    s.market.timezone = "Asia/Kolkata".into();
+    stack.put_strategy(&s).await.unwrap();
+    let rule = MarketSchedule::new(&s.schedule, &s.market)
+        .unwrap()
+        .rule_expression(chrono::Utc::now());
     let schedules = stack.schedules();
-    let rule_arn = schedules.put(&id, "rate(1 minute)", true).await.unwrap();
+    let rule_arn = schedules.put(&id, &rule, true).await.unwrap();
 
     // EventBridge itself must start an execution (LocalStack fires within ~1 minute).
     let deadline = Instant::now() + Duration::from_secs(180);
@@ -177,6 +184,11 @@ async fn an_eventbridge_schedule_starts_the_workflow_and_a_redelivered_tick_is_s
             .await
             .unwrap();
     assert_eq!(first.status, "SUCCEEDED", "{:?}", first.cause);
+    let states = entered_states(&stack.sfn, &scheduled.0).await.unwrap();
+    assert!(
+        states.iter().any(|s| s == "fetch_market_data"),
+        "the fired tick is a run: {states:?}"
+    );
     let event: Value = serde_json::from_str(&scheduled.1).unwrap();
     assert_eq!(event["detail-type"], "Scheduled Event");
 
@@ -210,6 +222,57 @@ async fn an_eventbridge_schedule_starts_the_workflow_and_a_redelivered_tick_is_s
             .unwrap()
             .contains("duplicate tick")
     );
+
+    // A New York strategy at 09:30 market time, ticked by its cover
+    // cron(30 13,14 ? * MON-FRI *): the tick at the other DST offset and the
+    // ticks of an exchange holiday or past an early close end skipped.
+    let ny = format!("{id}-ny");
+    let mut s = strategy(&ny, 272093, "MSFT");
+    s.schedule = "cron(30 9,15 ? * MON-FRI *)".into();
+    stack.put_strategy(&s).await.unwrap();
+    let ny_rule_arn = rule_arn.replace(&id, &ny);
+    for (tick, reason) in [
+        // 10:30 EDT in July: the winter half of the cover.
+        ("2026-07-15T14:30:00Z", "not_scheduled"),
+        (
+            "2026-11-26T14:30:00Z",
+            "holiday: nyse is closed on 2026-11-26 (Thanksgiving Day)",
+        ),
+        (
+            "2026-11-27T20:30:00Z",
+            "early_close: nyse closes at 13:00 on 2026-11-27",
+        ),
+    ] {
+        let mut ev = event.clone();
+        ev["time"] = json!(tick);
+        ev["resources"] = json!([ny_rule_arn]);
+        let name = format!("{ny}-{}", tick.replace(':', ""));
+
+        let done = stack.run(&name, &ev).await.unwrap();
+
+        assert_eq!(done.status, "SUCCEEDED", "{tick}: {:?}", done.cause);
+        let states = entered_states(&stack.sfn, &done.execution_arn)
+            .await
+            .unwrap();
+        assert!(
+            states.iter().any(|s| s == "not_scheduled_skipped")
+                && !states.iter().any(|s| s == "fetch_market_data"),
+            "{tick}: {states:?}"
+        );
+        let lineage = stack.lineage(&name).await.unwrap();
+        let out = lineage
+            .iter()
+            .find(|r| r.step_name == "load_strategy")
+            .and_then(|r| r.output.clone())
+            .unwrap();
+        assert_eq!(out["skipped"], true, "{tick}");
+        let got = out["skip_reason"].as_str().unwrap();
+        assert!(got.starts_with(reason), "{tick}: {got}");
+        assert!(
+            stack.deps.store().execution(&name).await.unwrap().is_none(),
+            "{tick}: a skipped tick opens no execution"
+        );
+    }
 }
 
 /// The (execution ARN, input) of an execution whose Scheduled Event names the rule.

@@ -277,6 +277,7 @@ impl App {
             }
             ["strategies", id, "run"] if post => strategies::run_now(self, r, id).await,
             ["strategies", id, "executions"] if get => strategies::executions(self, r, id).await,
+            ["strategies", id, "schedule"] if get => strategies::schedule(self, r, id).await,
             ["executions", id] if get => strategies::execution(self, id).await,
 
             ["symbols"] if get => catalog::symbols(self, r).await,
@@ -338,7 +339,7 @@ impl App {
             ["strategies", _, "activate" | "deactivate" | "run"] => post,
             ["prompts"] => get || post,
             ["prompts", _] => get || put || delete,
-            ["strategies", _, "executions"]
+            ["strategies", _, "executions" | "schedule"]
             | ["executions", _]
             | [
                 "symbols" | "indicators" | "orders" | "positions" | "trades" | "portfolio"

@@ -9,7 +9,6 @@ mod error;
 mod lineage_api;
 mod page;
 mod repo;
-mod schedule;
 mod stats;
 mod strategies;
 mod trading;

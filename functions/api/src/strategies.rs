@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
 use tradeflow_adapters::ibkr::IbkrError;
@@ -11,6 +11,7 @@ use tradeflow_adapters::schedules::rule_name;
 use tradeflow_adapters::store::s as attr;
 use tradeflow_adapters::workflow::{self, WorkflowError};
 use tradeflow_core::execution::Execution;
+use tradeflow_core::schedule::MarketSchedule;
 use tradeflow_core::strategy::Strategy;
 
 use crate::app::{App, Reply, Req};
@@ -18,25 +19,107 @@ use crate::body;
 use crate::error::ApiError;
 use crate::page::{Page, page_req};
 use crate::repo;
-use crate::schedule::ScheduleExpr;
 
-/// The strategy as the API shows it: its fields plus its schedule's rule and next run.
+/// How many next runs a strategy's view lists.
+const VIEW_RUNS: usize = 5;
+/// The most runs `/strategies/{id}/schedule` lists at once.
+const MAX_RUNS: usize = 100;
+
+/// A run instant in UTC and in the market's time.
+fn run_view(sched: &MarketSchedule, t: DateTime<Utc>) -> Value {
+    json!({
+        "utc": t.to_rfc3339_opts(SecondsFormat::Secs, true),
+        "local": t.with_timezone(&sched.timezone()).to_rfc3339_opts(SecondsFormat::Secs, false),
+    })
+}
+
+/// The strategy as the API shows it: its fields plus its rule (name and UTC
+/// expression), the market zone and calendar its schedule is read in, and its
+/// next runs in UTC and market time.
 pub fn view(app: &App, s: &Strategy, now: DateTime<Utc>) -> Value {
     let mut v = serde_json::to_value(s).unwrap_or_default();
-    let next = ScheduleExpr::parse(&s.schedule)
-        .ok()
+    let sched = MarketSchedule::new(&s.schedule, &s.market).ok();
+    let runs: Vec<DateTime<Utc>> = sched
+        .as_ref()
         .filter(|_| s.active)
-        .and_then(|e| e.next_after(now))
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        .map(|m| m.next_runs(now, VIEW_RUNS))
+        .unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
         o.insert(
             "rule_name".into(),
             json!(rule_name(&app.schedules.prefix, &s.strategy_id)),
         );
-        o.insert("schedule_timezone".into(), json!("UTC"));
-        o.insert("next_run".into(), json!(next));
+        o.insert("schedule_timezone".into(), json!(s.market.timezone));
+        o.insert(
+            "schedule_calendar".into(),
+            json!(
+                sched
+                    .as_ref()
+                    .and_then(|m| m.calendar())
+                    .map(|c| c.as_str())
+            ),
+        );
+        o.insert(
+            "rule_expression".into(),
+            json!(sched.as_ref().map(|m| m.rule_expression(now))),
+        );
+        o.insert(
+            "next_run".into(),
+            json!(
+                runs.first()
+                    .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+            ),
+        );
+        if let Some(m) = &sched {
+            o.insert(
+                "next_runs".into(),
+                Value::Array(runs.iter().map(|t| run_view(m, *t)).collect()),
+            );
+        }
     }
     v
+}
+
+/// `GET /strategies/{id}/schedule?after=RFC3339&count=N`: the next `count` runs
+/// (default 10, at most 100) after `after` (default now), in UTC and market time,
+/// as the deployed rule and tick filter produce them.
+pub async fn schedule(app: &App, r: &Req<'_>, id: &str) -> Result<Reply, ApiError> {
+    let s = load(app, id).await?;
+    let after = match r.q("after") {
+        Some(a) => DateTime::parse_from_rfc3339(a)
+            .map_err(|e| ApiError::bad("after", format!("must be an RFC 3339 time: {e}")))?
+            .to_utc(),
+        None => r.now,
+    };
+    let count = match r.q("count") {
+        Some(c) => c
+            .parse::<usize>()
+            .ok()
+            .filter(|c| (1..=MAX_RUNS).contains(c))
+            .ok_or_else(|| ApiError::bad("count", format!("must be 1 to {MAX_RUNS}")))?,
+        None => 10,
+    };
+    let sched = market_schedule(&s)?;
+    let runs: Vec<Value> = sched
+        .next_runs(after, count)
+        .into_iter()
+        .map(|t| run_view(&sched, t))
+        .collect();
+    Reply::ok(&json!({
+        "strategy_id": s.strategy_id,
+        "schedule": s.schedule,
+        "timezone": s.market.timezone,
+        "calendar": sched.calendar().map(|c| c.as_str()),
+        "rule_expression": sched.rule_expression(r.now),
+        "active": s.active,
+        "after": after.to_rfc3339_opts(SecondsFormat::Secs, true),
+        "runs": runs,
+    }))
+}
+
+/// The strategy's schedule bound to its market, or a 400 naming the field.
+fn market_schedule(s: &Strategy) -> Result<MarketSchedule, ApiError> {
+    MarketSchedule::new(&s.schedule, &s.market).map_err(|e| ApiError::bad(e.field, e.message))
 }
 
 async fn load(app: &App, id: &str) -> Result<Strategy, ApiError> {
@@ -49,7 +132,7 @@ async fn load(app: &App, id: &str) -> Result<Strategy, ApiError> {
 /// Validates everything the store and EventBridge would otherwise refuse later.
 async fn check(app: &App, s: &Strategy, previous: Option<&Strategy>) -> Result<(), ApiError> {
     s.validate()?;
-    ScheduleExpr::parse(&s.schedule).map_err(|m| ApiError::bad("schedule", m))?;
+    market_schedule(s)?;
     if previous.is_none_or(|p| p.conid != s.conid) {
         check_conid(app, s.conid).await?;
     }
@@ -93,6 +176,7 @@ pub async fn get(app: &App, r: &Req<'_>, id: &str) -> Result<Reply, ApiError> {
 pub async fn create(app: &App, r: &Req<'_>) -> Result<Reply, ApiError> {
     let s: Strategy = body::parse(r.body)?;
     check(app, &s, None).await?;
+    let rule = market_schedule(&s)?.rule_expression(r.now);
     app.store
         .put(&app.store.tables.strategies, &s, Some("strategy_id"))
         .await
@@ -102,11 +186,7 @@ pub async fn create(app: &App, r: &Req<'_>) -> Result<Reply, ApiError> {
             }
             e => e,
         })?;
-    if let Err(e) = app
-        .schedules
-        .put(&s.strategy_id, &s.schedule, s.active)
-        .await
-    {
+    if let Err(e) = app.schedules.put(&s.strategy_id, &rule, s.active).await {
         // Without its rule the strategy would never run: undo the create.
         let key = HashMap::from([("strategy_id".to_string(), attr(&s.strategy_id))]);
         if let Err(undo) = repo::delete(&app.store, &app.store.tables.strategies, key).await {
@@ -134,7 +214,11 @@ pub async fn update(app: &App, r: &Req<'_>, id: &str) -> Result<Reply, ApiError>
     check(app, &s, Some(&previous)).await?;
     app.store.put_strategy(&s).await?;
     app.schedules
-        .put(&s.strategy_id, &s.schedule, s.active)
+        .put(
+            &s.strategy_id,
+            &market_schedule(&s)?.rule_expression(r.now),
+            s.active,
+        )
         .await?;
     tracing::info!(strategy_id = %s.strategy_id, schedule = %s.schedule, "strategy updated");
     Reply::ok(&view(app, &s, r.now))
@@ -155,7 +239,9 @@ pub async fn set_active(app: &App, r: &Req<'_>, id: &str, active: bool) -> Resul
     app.store.put_strategy(&s).await?;
     // put (not only enable/disable) also recreates a rule that was never made,
     // e.g. for a strategy seeded straight into the table.
-    app.schedules.put(id, &s.schedule, active).await?;
+    app.schedules
+        .put(id, &market_schedule(&s)?.rule_expression(r.now), active)
+        .await?;
     tracing::info!(strategy_id = %id, active, "strategy activation changed");
     Reply::ok(&view(app, &s, r.now))
 }

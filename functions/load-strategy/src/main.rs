@@ -1,7 +1,8 @@
 //! load_strategy: finds the strategy (from the EventBridge rule or `strategy_id`),
-//! ends the run `skipped: inactive` for an inactive strategy, claims the scheduled
-//! tick so a re-delivered event cannot start a second run, and opens the execution
-//! item.
+//! ends the run `skipped: inactive` for an inactive strategy, ends a scheduled tick
+//! that is not a run in the market's time and calendar (`not_scheduled`, `holiday`,
+//! `early_close`: see `tradeflow_core::schedule`), claims the scheduled tick so a
+//! re-delivered event cannot start a second run, and opens the execution item.
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use tradeflow_adapters::Deps;
 use tradeflow_adapters::step::{StepCtx, now_rfc3339, serve};
 use tradeflow_core::execution::{Execution, ExecutionStatus, Trigger, parse_trigger};
 use tradeflow_core::payloads::LoadStrategyOutput;
+use tradeflow_core::schedule::check_tick;
 use tradeflow_core::{Step, StepError};
 
 /// Tick claims expire after a week (DynamoDB TTL); duplicates arrive within minutes.
@@ -44,6 +46,20 @@ async fn handle(
             tick,
             skipped: true,
             skip_reason: Some("inactive".into()),
+        });
+    }
+    // The rule's UTC cover fires at both DST offsets: only the tick that is a run
+    // of the local-time cron, on a day the exchange trades, goes on.
+    if let Trigger::Schedule { time, .. } = &trigger
+        && let Err(reason) = check_tick(&strategy, time).map_err(StepError::fatal)?
+    {
+        tracing::info!(%strategy_id, %tick, reason = %reason, "tick off schedule, skipped");
+        return Ok(LoadStrategyOutput {
+            strategy,
+            trigger: trigger_name.into(),
+            tick,
+            skipped: true,
+            skip_reason: Some(reason.to_string()),
         });
     }
     let expires = chrono::Utc::now().timestamp() + TICK_TTL_SECONDS;

@@ -34,7 +34,7 @@ pub fn example_strategy(strategy_id: &str) -> anyhow::Result<Strategy> {
         "weekly_chart": true,
         "prompt_template": "default-analysis",
         "provider": {"kind": "rules"},
-        "schedule": "cron(30 14 ? * MON-FRI *)",
+        "schedule": "cron(30 9 ? * MON-FRI *)",
         "risk": {"capital": "100000", "risk_per_trade": "0.01", "max_position_value": "25000",
                  "max_open_positions": 1, "daily_loss_limit": "2000", "min_confidence": 0.5},
         "dry_run": false

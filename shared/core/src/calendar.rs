@@ -12,6 +12,7 @@ use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::holidays::ExchangeCalendar;
 use crate::portfolio::Trade;
 
 /// A strategy's market session. Defaults to the US equity regular session.
@@ -29,6 +30,11 @@ pub struct MarketSession {
     /// the switch local runs use so the monitor acts at any hour.
     #[serde(default)]
     pub always_open: bool,
+    /// The exchange calendar whose holidays and early closes scheduled runs skip:
+    /// `nyse` (NYSE/Nasdaq) or `none`. Unset means `nyse` for a New York session
+    /// that is not `always_open`, `none` otherwise (see `holidays`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<String>,
 }
 
 fn default_timezone() -> String {
@@ -48,6 +54,7 @@ impl Default for MarketSession {
             open: default_open(),
             close: default_close(),
             always_open: false,
+            calendar: None,
         }
     }
 }
@@ -92,12 +99,29 @@ impl MarketSession {
                 message: "must be after open".into(),
             });
         }
+        self.exchange_calendar()?;
         Ok(Clock {
             tz,
             open,
             close,
             always_open: self.always_open,
         })
+    }
+
+    /// The exchange calendar in force (see `calendar`).
+    ///
+    /// # Errors
+    /// A `calendar` other than `nyse` or `none`.
+    pub fn exchange_calendar(&self) -> Result<Option<ExchangeCalendar>, SessionError> {
+        match self.calendar.as_deref() {
+            None if self.always_open || self.timezone != "America/New_York" => Ok(None),
+            None | Some("nyse") => Ok(Some(ExchangeCalendar::Nyse)),
+            Some("none") => Ok(None),
+            Some(other) => Err(SessionError {
+                field: "calendar",
+                message: format!("must be nyse or none, got {other:?}"),
+            }),
+        }
     }
 }
 
@@ -211,7 +235,7 @@ mod tests {
             timezone: "Europe/Berlin".into(),
             open: "09:00".into(),
             close: "17:30".into(),
-            always_open: false,
+            ..MarketSession::default()
         }
         .clock()
         .unwrap();

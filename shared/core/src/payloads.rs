@@ -17,8 +17,11 @@ pub struct LoadStrategyOutput {
     /// `schedule` or `manual`.
     pub trigger: String,
     pub tick: String,
-    /// True for a re-delivered tick that another execution already claimed.
+    /// True when nothing runs: an inactive strategy, a tick that is not a run in
+    /// market time or falls on a closed day, a re-delivered tick already claimed.
     pub skipped: bool,
+    /// `inactive`, `not_scheduled: …`, `holiday: …`, `early_close: …` or
+    /// `duplicate tick, …`.
     pub skip_reason: Option<String>,
 }
 

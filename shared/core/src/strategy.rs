@@ -32,7 +32,9 @@ pub struct Strategy {
     pub prompt_template: String,
     #[serde(default)]
     pub provider: ProviderSpec,
-    /// AWS EventBridge cron expression (6 fields, UTC), e.g. `cron(30 14 ? * MON-FRI *)`.
+    /// AWS EventBridge cron expression (6 fields) read in `market.timezone`, e.g.
+    /// `cron(30 9 ? * MON-FRI *)` is 09:30 New York all year; runs on the market
+    /// calendar's holidays and past its early closes are skipped. Or `rate(n unit)`.
     #[serde(default = "default_schedule")]
     pub schedule: String,
     #[serde(default)]
@@ -64,7 +66,7 @@ fn default_template() -> String {
     "default-analysis".into()
 }
 fn default_schedule() -> String {
-    "cron(30 14 ? * MON-FRI *)".into()
+    "cron(30 9 ? * MON-FRI *)".into()
 }
 fn default_true() -> bool {
     true
