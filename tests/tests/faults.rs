@@ -8,6 +8,14 @@
 //! path") are checked. Bounded in count and time; seeded (`FAULT_SEED=<n>` replays a
 //! run's choices; the timing of the stack is not replayable, so a failure names the
 //! seed and what it saw). `FAULT_ROUNDS` (default 5) sets the length.
+//!
+//! The functions themselves crash and time out too: the gateway holds an answer
+//! while the test SIGKILLs the function process waiting on it (place-order after
+//! the broker accepted its order, check-order mid-poll), and check-order's timeout
+//! is lowered for one round so the local Lambda runtime ends a held call. Every
+//! such error in an execution's history must have been retried, and the killed
+//! placement found again by its cOID (one broker order). `FAULT_CRASHES=0` leaves
+//! them out.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -509,6 +517,11 @@ async fn the_books_agree_with_the_broker_under_injected_faults() {
         (0, CrashPlan::CheckOrderMidPoll),
         (timeout_round, CrashPlan::CheckOrderTimeout),
     ];
+    // FAULT_CRASHES=0 leaves them out (the same seed then makes the other choices):
+    // what they cost in run time is the difference.
+    if std::env::var("FAULT_CRASHES").is_ok_and(|v| v == "0") {
+        planned.clear();
+    }
     let injected_now: Arc<Mutex<Vec<Injected>>> = Arc::default();
     let mut injected: Vec<Injected> = Vec::new();
     let stack = Arc::new(Stack::connect().await.unwrap());
