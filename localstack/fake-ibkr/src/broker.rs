@@ -426,8 +426,9 @@ pub struct Fault {
 
 /// An answer the gateway is holding right now (a `delay` or `delay_after_order`
 /// fault), with the client's address: a lost or late answer is what a real gateway
-/// or network does to a caller, and a test that kills the caller meanwhile needs
-/// to know which connection waits.
+/// or network does to a caller (orders lost or duplicated across disconnects:
+/// nautilus_trader #5057, #4564; Lean IB #249), and a test that kills the caller
+/// meanwhile needs to know which connection waits.
 #[derive(Debug, Clone, Serialize)]
 pub struct Held {
     pub id: u64,
