@@ -66,8 +66,13 @@ for (const [name, s] of tasks) {
   // Every step is idempotent, so a crash or a timeout is retried like a Transient
   // error (issue 12), and the task outlives its function, so Step Functions sees the
   // function's own timeout (infra: 100 s unless resources.json says otherwise).
+  // Step Functions names a function error by its errorType: a process that exits
+  // or is killed mid-invocation is Runtime.ExitError (Runtime.OutOfMemory when
+  // Lambda killed it for memory), a timeout Sandbox.Timedout; Lambda.Unknown is
+  // what the Step Functions guide names unhandled errors.
   const retried = new Set((s.Retry ?? []).flatMap((r) => r.ErrorEquals));
-  for (const e of ['Transient', 'Lambda.Unknown', 'Sandbox.Timedout', 'States.Timeout']) {
+  for (const e of ['Transient', 'Lambda.Unknown', 'Sandbox.Timedout', 'Runtime.ExitError',
+    'Runtime.OutOfMemory', 'States.Timeout']) {
     if (!retried.has(e)) problems.push(`Task ${name}: no Retry on ${e}`);
   }
   const fnTimeout = fn.timeout ?? 100;

@@ -8,6 +8,14 @@
 //! path") are checked. Bounded in count and time; seeded (`FAULT_SEED=<n>` replays a
 //! run's choices; the timing of the stack is not replayable, so a failure names the
 //! seed and what it saw). `FAULT_ROUNDS` (default 5) sets the length.
+//!
+//! The functions themselves crash and time out too: the gateway holds an answer
+//! while the test SIGKILLs the function process waiting on it (place-order after
+//! the broker accepted its order, check-order mid-poll), and check-order's timeout
+//! is lowered for one round so the local Lambda runtime ends a held call. Every
+//! such error in an execution's history must have been retried, and the killed
+//! placement found again by its cOID (one broker order). `FAULT_CRASHES=0` leaves
+//! them out.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -21,7 +29,7 @@ use tradeflow_core::account::AccountLimits;
 use tradeflow_core::orders::{Order, OrderStatus, OrderStore, client_order_id};
 use tradeflow_core::strategy::Strategy;
 use tradeflow_integration_tests::{
-    BuySetup, FakeIbkr, Stack, buy_setups, gateway_lock, live_strategy, unique,
+    BuySetup, FakeIbkr, Stack, buy_setups, gateway_lock, invoke, live_strategy, unique,
 };
 
 /// SplitMix64: a seeded, replayable stream of choices.
@@ -70,7 +78,7 @@ impl Faults {
 /// stack's Lambda. A function error is an error: under faults the caller may
 /// tolerate it, in the calm it may not.
 async fn invoke_monitor() -> anyhow::Result<Value> {
-    let r = tradeflow_integration_tests::invoke(
+    let r = invoke(
         "position-monitor",
         &json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
     )
@@ -153,6 +161,336 @@ fn scheduled_tick(strategy_id: &str, time: &str) -> Value {
     })
 }
 
+// ---- Crashes and timeouts of the functions themselves -------------------------
+//
+// The local runtime runs every Lambda execution environment as its own process
+// (localstack/README.md) and lists it in `$TRADEFLOW_STATE/lambda/instances/<pid>.json`.
+// A crash mid-call is injected from outside the product: the fake gateway holds an
+// answer (`/fake/held` names the waiting connection), the test finds the process
+// owning that connection (loopback socket → inode → the registered pid's fds) and
+// SIGKILLs it, which Lambda reports as `Runtime.ExitError`. A timeout is the
+// runtime's own: the function's configured timeout is lowered for one round and
+// the answer held longer, so the runtime kills the invocation (`Sandbox.Timedout`).
+
+/// The errors a crash or a timeout of a function gives in the execution history.
+const CRASH_ERRORS: [&str; 5] = [
+    "Runtime.ExitError",
+    "Runtime.OutOfMemory",
+    "Sandbox.Timedout",
+    "States.Timeout",
+    "Lambda.Unknown",
+];
+/// How long a crash fault holds its answer: the test kills the caller meanwhile.
+const CRASH_HOLD_MS: u64 = 8_000;
+/// The timeout check-order gets for its round, and how long the answer is held
+/// then: longer than that timeout, shorter than the IBKR client's 15 s, so it is
+/// the runtime that ends the call.
+const LOWERED_TIMEOUT_S: u64 = 10;
+const TIMEOUT_HOLD_MS: u64 = 13_000;
+
+/// A function process of the local runtime.
+#[derive(Debug, Clone)]
+struct Instance {
+    pid: u32,
+    function: String,
+}
+
+fn instances() -> Vec<Instance> {
+    let state = std::env::var("TRADEFLOW_STATE").expect("TRADEFLOW_STATE (localstack/env.sh)");
+    let dir = std::path::Path::new(&state).join("lambda/instances");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let v: Value = serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok()?;
+            let arn = v["function_arn"].as_str()?;
+            // arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]
+            let function = arn.split(':').nth(6)?.to_string();
+            Some(Instance {
+                pid: u32::try_from(v["pid"].as_u64()?).ok()?,
+                function,
+            })
+        })
+        .collect()
+}
+
+/// The inode of the loopback TCP socket from `local_port` to `remote_port`.
+fn socket_inode(local_port: u16, remote_port: u16) -> Option<String> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let port = |addr: &str| u16::from_str_radix(addr.rsplit(':').next()?, 16).ok();
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (f.len() > 9 && port(f[1]) == Some(local_port) && port(f[2]) == Some(remote_port))
+            .then(|| f[9].to_string())
+    })
+}
+
+/// The function process holding the client end of `peer` (`127.0.0.1:<port>`), a
+/// connection to the fake gateway on `gateway_port`.
+fn owner_of(peer: &str, gateway_port: u16) -> Option<Instance> {
+    let port: u16 = peer.rsplit(':').next()?.parse().ok()?;
+    let inode = socket_inode(port, gateway_port)?;
+    let wanted = format!("socket:[{inode}]");
+    instances().into_iter().find(|i| {
+        std::fs::read_dir(format!("/proc/{}/fd", i.pid)).is_ok_and(|fds| {
+            fds.flatten().any(|fd| {
+                std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy() == wanted)
+            })
+        })
+    })
+}
+
+/// What the injector did to one function process.
+#[derive(Debug, Clone)]
+struct Injected {
+    kind: &'static str,
+    function: String,
+    /// The order whose answer was held (a crash after the broker accepted it).
+    coid: Option<String>,
+}
+
+/// The plan of one crash round: which fault to arm, whose process to end.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum CrashPlan {
+    /// place-order killed while the gateway holds the answer to an order it accepted.
+    PlaceOrderAfterAccept,
+    /// check-order killed while the gateway holds its order-status answer.
+    CheckOrderMidPoll,
+    /// check-order's timeout lowered for the round; its status answer held longer.
+    CheckOrderTimeout,
+}
+
+impl CrashPlan {
+    fn fault(self) -> Value {
+        match self {
+            Self::PlaceOrderAfterAccept => json!({
+                // Orders and replies (which register an order after a question).
+                "path": "/iserver/", "kind": "delay_after_order", "count": 1,
+                "delay_ms": CRASH_HOLD_MS, "label": self.label(),
+            }),
+            Self::CheckOrderMidPoll => json!({
+                "path": "/iserver/account/order/status", "kind": "delay", "count": 1,
+                "delay_ms": CRASH_HOLD_MS, "label": self.label(),
+            }),
+            Self::CheckOrderTimeout => json!({
+                "path": "/iserver/account/order/status", "kind": "delay", "count": 1,
+                "delay_ms": TIMEOUT_HOLD_MS, "label": self.label(),
+            }),
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::PlaceOrderAfterAccept => "crash-place-order",
+            Self::CheckOrderMidPoll => "crash-check-order",
+            Self::CheckOrderTimeout => "timeout-check-order",
+        }
+    }
+
+    fn target(self) -> &'static str {
+        match self {
+            Self::PlaceOrderAfterAccept => "place-order",
+            Self::CheckOrderMidPoll | Self::CheckOrderTimeout => "check-order",
+        }
+    }
+}
+
+fn crash_kind(plan: CrashPlan) -> &'static str {
+    match plan {
+        CrashPlan::PlaceOrderAfterAccept => "crash_place_order_after_accept",
+        CrashPlan::CheckOrderMidPoll => "crash_check_order_mid_poll",
+        CrashPlan::CheckOrderTimeout => "timeout_check_order",
+    }
+}
+
+/// Arms `plan`'s fault and ends the target function's call that waits on the held
+/// answer: kills its process (a crash), or, for a timeout, leaves it to the runtime.
+/// A held answer of another function just comes late, and the fault is armed again
+/// (at most 8 times). Adds what it did to `done`.
+async fn inject_crash(
+    fake: FakeIbkr,
+    fake_base: String,
+    plan: CrashPlan,
+    done: Arc<Mutex<Vec<Injected>>>,
+) {
+    let gateway_port: u16 = fake_base
+        .trim_end_matches("/fake")
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("fake gateway port");
+    let client = reqwest::Client::new();
+    let mut seen: HashSet<u64> = HashSet::new();
+    for _arm in 0..8 {
+        fake.post("/faults", plan.fault()).await.expect("arm fault");
+        let hit = loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let Ok(r) = client.get(format!("{fake_base}/held")).send().await else {
+                continue;
+            };
+            let held: Value = r.json().await.unwrap_or_default();
+            let found = held["held"].as_array().into_iter().flatten().find(|h| {
+                h["label"] == plan.label() && !seen.contains(&h["id"].as_u64().unwrap_or(0))
+            });
+            let Some(h) = found else { continue };
+            seen.insert(h["id"].as_u64().unwrap_or(0));
+            let Some(inst) = h["peer"].as_str().and_then(|p| owner_of(p, gateway_port)) else {
+                // Not a function of this stack (or already gone): let it pass.
+                continue;
+            };
+            let coid = h["coid"].as_str().map(str::to_string);
+            break (inst, coid);
+        };
+        let (inst, coid) = hit;
+        if inst.function != plan.target() {
+            // Another function (the monitor polls and exits too) waits on it: its
+            // answer comes late, and the fault is armed again.
+            continue;
+        }
+        // A timeout is the runtime's: it ends the call at the lowered timeout, before
+        // the answer comes (the history's Sandbox.Timedout is checked after the run).
+        if plan != CrashPlan::CheckOrderTimeout {
+            let killed = std::process::Command::new("kill")
+                .args(["-KILL", &inst.pid.to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            if !killed {
+                continue;
+            }
+        }
+        let kind = crash_kind(plan);
+        println!(
+            "fault run: {kind} (pid {}){}",
+            inst.pid,
+            coid.as_deref()
+                .map(|c| format!(", order {c}"))
+                .unwrap_or_default()
+        );
+        done.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Injected {
+                kind,
+                function: inst.function,
+                coid,
+            });
+        return;
+    }
+}
+
+/// Sets a function's timeout through Lambda's UpdateFunctionConfiguration on the
+/// local stack (which replaces its idle environments) and waits until it applies.
+async fn set_function_timeout(function: &str, seconds: u64) -> anyhow::Result<()> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")?;
+    let url = format!(
+        "{}/2015-03-31/functions/{function}/configuration",
+        endpoint.trim_end_matches('/')
+    );
+    let client = reqwest::Client::new();
+    let current: Value = client.get(&url).send().await?.json().await?;
+    if current["Timeout"].as_u64() == Some(seconds) {
+        return Ok(());
+    }
+    let r = client
+        .put(&url)
+        .json(&json!({"Timeout": seconds}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        r.status().is_success(),
+        "update {function}: {}",
+        r.text().await?
+    );
+    for _ in 0..100 {
+        let c: Value = client.get(&url).send().await?.json().await?;
+        if c["Timeout"].as_u64() == Some(seconds) && c["LastUpdateStatus"] == "Successful" {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    anyhow::bail!("{function}: timeout {seconds} s not applied")
+}
+
+/// The timeout `infra/resources.json` gives a function (what is deployed).
+fn deployed_timeout(function: &str) -> u64 {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/resources.json");
+    let res: Value = serde_json::from_slice(&std::fs::read(path).expect("infra/resources.json"))
+        .expect("resources.json");
+    res["functions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["name"] == function)
+        .and_then(|f| f["timeout"].as_u64())
+        .unwrap_or(100)
+}
+
+/// What an execution's history says about crashes and timeouts of its steps:
+/// `(state, error)` of each, and whether Step Functions then ran that state's
+/// function again (its Retry caught the error) rather than leaving the state.
+async fn crashes_in_history(
+    sfn: &aws_sdk_sfn::Client,
+    execution_arn: &str,
+) -> anyhow::Result<Vec<(String, String, bool)>> {
+    let mut events = Vec::new();
+    let mut token = None;
+    loop {
+        let page = sfn
+            .get_execution_history()
+            .execution_arn(execution_arn)
+            .set_next_token(token)
+            .max_results(1000)
+            .send()
+            .await?;
+        events.extend(page.events);
+        token = page.next_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    let mut out: Vec<(String, String, bool)> = Vec::new();
+    let mut state = String::new();
+    for ev in &events {
+        if let Some(d) = &ev.state_entered_event_details {
+            state.clone_from(&d.name);
+        }
+        let error = ev
+            .lambda_function_failed_event_details
+            .as_ref()
+            .and_then(|d| d.error.clone())
+            .or_else(|| {
+                ev.lambda_function_timed_out_event_details
+                    .as_ref()
+                    .and_then(|d| d.error.clone())
+            })
+            .or_else(|| {
+                ev.task_failed_event_details
+                    .as_ref()
+                    .and_then(|d| d.error.clone())
+            })
+            .or_else(|| {
+                ev.task_timed_out_event_details
+                    .as_ref()
+                    .and_then(|d| d.error.clone())
+            });
+        if let Some(e) = error
+            && CRASH_ERRORS.contains(&e.as_str())
+        {
+            out.push((state.clone(), e, false));
+        }
+        // Step Functions schedules the function again: the Retry caught it.
+        let scheduled = ev.lambda_function_scheduled_event_details.is_some()
+            || ev.task_scheduled_event_details.is_some();
+        if scheduled {
+            for c in out.iter_mut().filter(|c| c.0 == state) {
+                c.2 = true;
+            }
+        }
+    }
+    Ok(out)
+}
+
 struct Run {
     name: String,
     strategy_id: String,
@@ -174,6 +512,27 @@ async fn the_books_agree_with_the_broker_under_injected_faults() {
         .unwrap_or(5);
     println!("fault run: seed {seed} (replay with FAULT_SEED={seed}), {rounds} rounds");
     let mut rng = Rng(seed);
+    // One crash after the broker accepted an order (place-order) and one crash
+    // mid-poll (check-order) in one round, one timeout (check-order) in another, the
+    // rounds picked by the seed; a plan that found no call to end in its round moves
+    // on to the next, after a pending timeout. (The crashes share a round because each
+    // stalls the gateway: the order window a killed placement held stays shut until it
+    // expires, 60 s; a timeout gets a round of its own, as the check-orders waiting
+    // behind such a stall would all time out.)
+    // The crashes go in the first round, where every strategy can still enter.
+    let timeout_round = 1 + rng.below(rounds.max(2) as u64 - 1) as usize;
+    let mut planned: Vec<(usize, CrashPlan)> = vec![
+        (0, CrashPlan::PlaceOrderAfterAccept),
+        (0, CrashPlan::CheckOrderMidPoll),
+        (timeout_round, CrashPlan::CheckOrderTimeout),
+    ];
+    // FAULT_CRASHES=0 leaves them out (the same seed then makes the other choices):
+    // what they cost in run time is the difference.
+    if std::env::var("FAULT_CRASHES").is_ok_and(|v| v == "0") {
+        planned.clear();
+    }
+    let injected_now: Arc<Mutex<Vec<Injected>>> = Arc::default();
+    let mut injected: Vec<Injected> = Vec::new();
     let stack = Arc::new(Stack::connect().await.unwrap());
     let fake = FakeIbkr::of(&stack);
     let fake_base = format!(
@@ -187,6 +546,10 @@ async fn the_books_agree_with_the_broker_under_injected_faults() {
     );
     let faults = Arc::new(Faults::default());
     fake.clear_faults().await.unwrap();
+    // A run stopped mid-round may have left its lowered timeout behind.
+    set_function_timeout("check-order", deployed_timeout("check-order"))
+        .await
+        .unwrap();
     let setups: Vec<BuySetup> = buy_setups(&stack)
         .await
         .unwrap()
@@ -246,9 +609,35 @@ async fn the_books_agree_with_the_broker_under_injected_faults() {
     let mut deactivated: Option<(String, chrono::DateTime<chrono::Utc>)> = None;
     let mut monitor_cycles = 0_u32;
     for round in 0..rounds {
+        let round_started = Instant::now();
         let mut tasks = JoinSet::new();
-        // Faults for this round, chosen by the seed.
-        if rng.chance(60) {
+        // Crashes and timeouts planned for this round.
+        let due: Vec<CrashPlan> = planned
+            .iter()
+            .filter(|(r, _)| *r <= round)
+            .map(|(_, p)| *p)
+            .collect();
+        let this_round: Vec<CrashPlan> = if due.contains(&CrashPlan::CheckOrderTimeout) {
+            vec![CrashPlan::CheckOrderTimeout]
+        } else {
+            due
+        };
+        let lowered = this_round.contains(&CrashPlan::CheckOrderTimeout);
+        if lowered {
+            set_function_timeout("check-order", LOWERED_TIMEOUT_S)
+                .await
+                .unwrap();
+        }
+        let killers: Vec<tokio::task::JoinHandle<()>> = this_round
+            .iter()
+            .map(|p| {
+                let (fake, base, done) = (fake.clone(), fake_base.clone(), injected_now.clone());
+                tokio::spawn(inject_crash(fake, base, *p, done))
+            })
+            .collect();
+        // Faults for this round, chosen by the seed. (No lost response in a timeout
+        // round: its 15 s order window would time out check-order's waiting polls.)
+        if rng.chance(60) && !lowered {
             fake.post(
                 "/faults",
                 json!({"path": "/iserver/account/", "kind": "delay_after_order", "count": 1, "delay_ms": 17000}),
@@ -377,7 +766,34 @@ async fn the_books_agree_with_the_broker_under_injected_faults() {
             }
         }
         tasks.abort_all();
+        for killer in killers {
+            killer.abort();
+        }
+        let done: Vec<Injected> = std::mem::take(
+            &mut *injected_now
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for i in done {
+            planned.retain(|(_, p)| crash_kind(*p) != i.kind);
+            faults.count(i.kind);
+            injected.push(i);
+        }
         fake.clear_faults().await.unwrap();
+        if lowered {
+            set_function_timeout("check-order", deployed_timeout("check-order"))
+                .await
+                .unwrap();
+        }
+        println!(
+            "fault run: round {round} took {} s{}",
+            round_started.elapsed().as_secs(),
+            if this_round.is_empty() {
+                String::new()
+            } else {
+                format!(" (planned: {this_round:?})")
+            }
+        );
     }
 
     // Calm: no faults, prices back, full liquidity; the monitor runs until nothing of
@@ -641,6 +1057,68 @@ async fn the_books_agree_with_the_broker_under_injected_faults() {
         }
     }
 
+    // Crashes and timeouts: every one in an execution was retried (never straight to
+    // record_failure), and each injected one shows in its execution's history.
+    let execution_prefix = stack
+        .state_machine_arn
+        .replacen(":stateMachine:", ":execution:", 1);
+    let mut in_histories: BTreeMap<String, u32> = BTreeMap::new();
+    for run in &runs {
+        let arn = format!("{execution_prefix}:{}", run.name);
+        for (state, error, retried) in crashes_in_history(&stack.sfn, &arn).await.unwrap() {
+            *in_histories.entry(format!("{state} {error}")).or_default() += 1;
+            if !retried {
+                violations.push(format!(
+                    "crash: {error} in {state} of {} was not retried",
+                    run.name
+                ));
+            }
+        }
+    }
+    for (function, state, errors) in [
+        ("place-order", "place_order", &CRASH_ERRORS[..]),
+        ("check-order", "check_order", &CRASH_ERRORS[..]),
+    ] {
+        let ours = injected.iter().filter(|i| i.function == function).count();
+        let seen: u32 = in_histories
+            .iter()
+            .filter(|(k, _)| {
+                k.split_once(' ')
+                    .is_some_and(|(s, e)| s == state && errors.contains(&e))
+            })
+            .map(|(_, n)| *n)
+            .sum();
+        if (seen as usize) < ours {
+            violations.push(format!(
+                "crash: {ours} call(s) of {function} ended, execution histories show {seen}"
+            ));
+        }
+    }
+    let timeouts = injected
+        .iter()
+        .filter(|i| i.kind == "timeout_check_order")
+        .count();
+    let timed_out = in_histories
+        .get("check_order Sandbox.Timedout")
+        .copied()
+        .unwrap_or(0);
+    if (timed_out as usize) < timeouts {
+        violations.push(format!(
+            "timeout: {timeouts} check-order call(s) outlived their timeout, {timed_out} Sandbox.Timedout in the histories"
+        ));
+    }
+    // A crash after the broker accepted: that order was found again, not sent twice.
+    for i in injected.iter().filter(|i| i.function == "place-order") {
+        if let Some(coid) = &i.coid {
+            let n = per_ref.get(coid).copied().unwrap_or(0);
+            if n != 1 {
+                violations.push(format!(
+                    "crash: order {coid} whose placement was killed is {n} broker orders"
+                ));
+            }
+        }
+    }
+
     let mut by_status: BTreeMap<String, u32> = BTreeMap::new();
     for (_, s) in &finished {
         *by_status.entry(s.clone()).or_default() += 1;
@@ -655,6 +1133,8 @@ async fn the_books_agree_with_the_broker_under_injected_faults() {
         "broker_orders": broker_orders.len(),
         "order_items": ours.len(),
         "faults": faults.summary(),
+        "crashes_in_histories": in_histories,
+        "planned_crashes_not_injected": planned.iter().map(|(_, p)| p.label()).collect::<Vec<_>>(),
         "violations": violations.len(),
         "run_time_s": t0.elapsed().as_secs(),
     });

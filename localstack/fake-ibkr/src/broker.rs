@@ -1,7 +1,7 @@
 //! The fake gateway's in-memory state: session, orders with a deterministic fill
 //! model, positions and cash. Every rule here is plain code on plain values.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -418,6 +418,32 @@ pub struct Fault {
     /// `delay_after_order` only: applies to the order with this cOID alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coid: Option<String>,
+    /// A name the caller chose; a held answer (`GET /fake/held`) carries it, so a
+    /// test can tell which of its faults holds which request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+/// An answer the gateway is holding right now (a `delay` or `delay_after_order`
+/// fault), with the client's address: a lost or late answer is what a real gateway
+/// or network does to a caller (orders lost or duplicated across disconnects:
+/// nautilus_trader #5057, #4564; Lean IB #249), and a test that kills the caller
+/// meanwhile needs to know which connection waits.
+#[derive(Debug, Clone, Serialize)]
+pub struct Held {
+    pub id: u64,
+    pub path: String,
+    pub kind: FaultKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The order the request registered (`delay_after_order`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coid: Option<String>,
+    /// The client's `ip:port`, when the server knows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    pub since: DateTime<Utc>,
+    pub delay_ms: u64,
 }
 
 fn one() -> u32 {
@@ -489,6 +515,9 @@ pub struct Gateway {
     pub holdings: HashMap<i64, Holding>,
     pub cash: f64,
     pub faults: Vec<Fault>,
+    /// Answers held by faults right now, by id.
+    pub held: BTreeMap<u64, Held>,
+    next_held: u64,
     next_order_id: u64,
     next_reply: u64,
 }
@@ -501,6 +530,36 @@ pub enum OrderAnswer {
 }
 
 impl Gateway {
+    /// Records an answer `fault` is about to hold; `release_held` ends it.
+    pub fn hold(
+        &mut self,
+        path: &str,
+        fault: &Fault,
+        coid: Option<String>,
+        peer: Option<String>,
+    ) -> u64 {
+        let id = self.next_held;
+        self.next_held += 1;
+        self.held.insert(
+            id,
+            Held {
+                id,
+                path: path.to_string(),
+                kind: fault.kind.clone(),
+                label: fault.label.clone(),
+                coid,
+                peer,
+                since: Utc::now(),
+                delay_ms: fault.delay_ms,
+            },
+        );
+        id
+    }
+
+    pub fn release_held(&mut self, id: u64) {
+        self.held.remove(&id);
+    }
+
     pub fn new(account: String, logged_in: bool) -> Self {
         Self {
             account,
@@ -526,6 +585,8 @@ impl Gateway {
             holdings: HashMap::new(),
             cash: START_CASH,
             faults: Vec::new(),
+            held: BTreeMap::new(),
+            next_held: 1,
             next_order_id: 1_000_000_000,
             next_reply: 1,
         }

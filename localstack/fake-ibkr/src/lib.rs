@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -178,6 +178,7 @@ pub fn router(opts: Options) -> Router {
         .route("/session_reset", post(fake_session_reset))
         .route("/price", post(fake_price))
         .route("/faults", post(fake_faults).delete(fake_clear_faults))
+        .route("/held", get(fake_held))
         .route("/orders", get(fake_orders))
         .route("/executions", get(fake_executions))
         .route("/commissions", post(fake_commissions))
@@ -197,7 +198,12 @@ pub fn router(opts: Options) -> Router {
 /// # Errors
 /// The listener's I/O error.
 pub async fn serve(listener: tokio::net::TcpListener, opts: Options) -> std::io::Result<()> {
-    axum::serve(listener, router(opts)).await
+    // The peer address is what `/fake/held` reports.
+    axum::serve(
+        listener,
+        router(opts).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
 }
 
 /// Starts the gateway on 127.0.0.1 with a random port, for tests.
@@ -303,7 +309,34 @@ fn too_many_requests() -> Response {
     (StatusCode::TOO_MANY_REQUESTS, "Too Many Requests").into_response()
 }
 
+/// Takes a held answer off `/fake/held` when the hold ends, also when the client
+/// went away and the request's future is dropped mid-hold.
+struct HeldGuard<'a>(&'a AppState, u64);
+
+impl Drop for HeldGuard<'_> {
+    fn drop(&mut self) {
+        self.0.gw().release_held(self.1);
+    }
+}
+
+/// Holds the answer `fault.delay_ms`, listed in `/fake/held` meanwhile.
+async fn hold(
+    st: &AppState,
+    path: &str,
+    fault: &Fault,
+    coid: Option<String>,
+    peer: Option<String>,
+) {
+    let id = st.gw().hold(path, fault, coid, peer);
+    let _listed = HeldGuard(st, id);
+    tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
+}
+
 async fn gate_inner(st: &AppState, path: &str, req: Request, next: Next) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.to_string());
     let fault = {
         let mut gw = st.gw();
         let found = gw.faults.iter_mut().find(|f| {
@@ -332,7 +365,7 @@ async fn gate_inner(st: &AppState, path: &str, req: Request, next: Next) -> Resp
                     .body(Body::from("<html><body>Gateway error</body></html>{\"o\":"))
                     .unwrap_or_default();
             }
-            FaultKind::Delay => tokio::time::sleep(Duration::from_millis(f.delay_ms)).await,
+            FaultKind::Delay => hold(st, path, &f, None, peer.clone()).await,
             FaultKind::DelayAfterOrder => {}
         }
     }
@@ -352,7 +385,7 @@ async fn gate_inner(st: &AppState, path: &str, req: Request, next: Next) -> Resp
         gw.orders.len()
     };
     let resp = next.run(req).await;
-    let hold = {
+    let held_order = {
         let mut gw = st.gw();
         let placed: Vec<Option<String>> = gw.orders[orders_before..]
             .iter()
@@ -369,11 +402,15 @@ async fn gate_inner(st: &AppState, path: &str, req: Request, next: Next) -> Resp
         });
         found.map(|f| {
             f.count -= 1;
-            f.delay_ms
+            let coid = f
+                .coid
+                .clone()
+                .or_else(|| placed.iter().flatten().next().cloned());
+            (f.clone(), coid)
         })
     };
-    if let Some(ms) = hold {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
+    if let Some((f, coid)) = held_order {
+        hold(st, path, &f, coid, peer).await;
     }
     resp
 }
@@ -972,6 +1009,12 @@ async fn fake_faults(State(st): State<AppState>, Json(f): Json<Fault>) -> Respon
 async fn fake_clear_faults(State(st): State<AppState>) -> Response {
     st.gw().faults.clear();
     Json(json!({"faults": []})).into_response()
+}
+
+/// The answers faults are holding right now (see `Held`).
+async fn fake_held(State(st): State<AppState>) -> Response {
+    let held: Vec<_> = st.gw().held.values().cloned().collect();
+    Json(json!({"held": held})).into_response()
 }
 
 async fn fake_orders(State(st): State<AppState>) -> Response {

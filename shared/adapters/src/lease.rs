@@ -425,6 +425,29 @@ impl DynamoDiscipline {
         }
     }
 
+    /// Renews `id`'s hold of an endpoint from now; false when it is not the holder
+    /// any more.
+    async fn keep_endpoint(&self, name: &str, id: &str) -> Result<bool, IbkrError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("gateway", self.key())
+            .update_expression("SET #eu = :until")
+            .condition_expression("#eh = :me")
+            .expression_attribute_names("#eh", format!("{name}_holder"))
+            .expression_attribute_names("#eu", format!("{name}_until"))
+            .expression_attribute_values(":me", s(id))
+            .expression_attribute_values(":until", num(now_ms() + ms(self.request_hold)))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(store_error("keeping an endpoint", e)),
+        }
+    }
+
     async fn release_endpoint(&self, name: &str, id: &str, interval: Duration) {
         let res = self
             .client
@@ -625,6 +648,21 @@ impl DynamoDiscipline {
                     return Err(e);
                 }
             };
+            // The endpoint was taken before the wait for a slot (or for an order
+            // window to close: up to the window's 60 s when a placement crashed in
+            // it); its hold may have lapsed meanwhile and another taken it. Then
+            // both would call it at once (IBKR's penalty box): take it again.
+            if let Some((name, _)) = own
+                && !self.keep_endpoint(name, &id).await?
+            {
+                tracing::info!(
+                    endpoint = name,
+                    "endpoint hold lapsed while waiting, taking it again"
+                );
+                self.unregister(&id, history).await;
+                self.take_endpoint(name, &id, deadline).await?;
+                continue;
+            }
             let now = now_ms();
             if now > slot + LATE_MS {
                 tracing::info!(late_ms = now - slot, "gateway slot missed, taking another");

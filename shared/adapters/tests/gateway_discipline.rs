@@ -286,3 +286,53 @@ async fn at_most_five_history_requests_are_in_flight_gateway_wide() {
         d.release(t).await;
     }
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack (localstack/up.sh)"]
+async fn a_paced_endpoint_stays_one_at_a_time_when_its_hold_lapses_behind_a_crashed_window() {
+    // A placement killed inside its order window leaves it shut until it expires
+    // (60 s deployed); requests that took a paced endpoint (live orders: one per
+    // 5 s) and then wait for the window outlive their hold of it (20 s deployed).
+    // When the window lapses they must still call it one at a time: two calls in
+    // a second put the gateway in IBKR's penalty box.
+    let deps = deps().await;
+    let gw = Gw::start(Duration::from_secs(600)).await;
+    let d = Arc::new(
+        discipline(&deps, &gw)
+            .with_holds(Duration::from_secs(3), Duration::from_secs(6))
+            .with_wait_limit(Duration::from_secs(20)),
+    );
+    let crashed = d.open_window().await.unwrap();
+    std::mem::forget(crashed);
+    let first = {
+        let d = d.clone();
+        tokio::spawn(async move { d.acquire(Endpoint::LiveOrders).await })
+    };
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let second = {
+        let d = d.clone();
+        tokio::spawn(async move { d.acquire(Endpoint::LiveOrders).await })
+    };
+    // The first's hold lapses at 3 s and the second takes the endpoint; the window
+    // lapses at 6 s: give both time to get through if they could.
+    tokio::time::sleep(Duration::from_millis(6500)).await;
+    let through = usize::from(first.is_finished()) + usize::from(second.is_finished());
+    let (done, waiting) = if first.is_finished() {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    let ticket = done.await.unwrap().unwrap();
+    let released = Instant::now();
+    d.release(ticket).await;
+    let next = waiting.await.unwrap().unwrap();
+    let gap = released.elapsed();
+    d.release(next).await;
+
+    assert_eq!(
+        through, 1,
+        "both callers of live orders got through at once"
+    );
+    // IBKR: /iserver/account/orders once per 5 s.
+    assert!(gap >= Duration::from_millis(4500), "{gap:?}");
+}
