@@ -78,6 +78,19 @@ class TransformTest(unittest.TestCase):
         self.assertEqual(report["removed_outputs"], ["SgId"])
         self.assertIn("VpcConfig", template["Resources"]["Fn"]["Properties"])
 
+    def test_a_parameter_only_removed_resources_used_goes_too(self):
+        template = {"Parameters": {"Ami": {"Type": "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"},
+                                   "Key": {"Type": "String"}},
+                    "Resources": {
+                        "Host": {"Type": "AWS::EC2::Instance", "Properties": {"ImageId": {"Ref": "Ami"}}},
+                        "Fn": {"Type": "AWS::Lambda::Function", "Properties": {
+                            "Architectures": ["x86_64"], "Environment": {"Variables": {"K": {"Ref": "Key"}}}}}}}
+
+        t, report = for_localstack(template, bucket_suffix="x")
+
+        self.assertEqual(set(t["Parameters"]), {"Key"})
+        self.assertEqual(report["removed_parameters"], ["Ami"])
+
     def test_an_unclassified_resource_type_stops_the_transformation(self):
         template = {"Resources": {"Q": {"Type": "AWS::SQS::Queue", "Properties": {}}}}
 

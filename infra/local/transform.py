@@ -18,7 +18,7 @@ infra/check.sh):
    and in LocalStack), and the provisioned dev stack already owns the name.
 4. The IBKR gateway's network goes (NETWORK: the VPC, its subnets, routes, endpoints,
    security groups, flow log and the IBeam host), and with it each function's
-   VpcConfig. Locally the gateway is the fake on 127.0.0.1, a host process: there is
+   VpcConfig and the parameters only they used (the host's AMI, an SSM lookup). Locally the gateway is the fake on 127.0.0.1, a host process: there is
    no network to isolate and no EC2 host to run IBeam on, and LocalStack community
    cannot create some of these types (SecurityGroupIngress, LaunchTemplate, FlowLog).
    What the network must be on AWS is checked statically on the full template
@@ -152,6 +152,14 @@ def for_localstack(template: dict, *, bucket_suffix: str) -> tuple[dict, dict]:
     removed_outputs = [name for name, o in t.get("Outputs", {}).items() if references(o) & set(removed)]
     for name in removed_outputs:
         del t["Outputs"][name]
+    # Parameters only removed resources used: CloudFormation resolves every parameter,
+    # used or not, and the host's AMI would be looked up in SSM.
+    used = references({k: t.get(k, {}) for k in ("Resources", "Outputs", "Conditions", "Rules")})
+    removed_parameters = sorted(
+        name for name in t.get("Parameters", {})
+        if name not in used and references(template.get("Resources", {})) & {name})
+    for name in removed_parameters:
+        del t["Parameters"][name]
 
     architectures = []
     for lid, r in resources.items():
@@ -171,6 +179,7 @@ def for_localstack(template: dict, *, bucket_suffix: str) -> tuple[dict, dict]:
         "architecture_x86_64": architectures,
         "bucket_names": buckets,
         "vpc_config_removed": vpc_config,
+        "removed_parameters": removed_parameters,
     }
     return t, report
 
