@@ -5,18 +5,15 @@
 //! placed and filled under the default confirm policy while the gateway asks the
 //! market-order questions (suppression does not remove them here).
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::FromPrimitive;
 use serde_json::{Value, json};
-use tradeflow_core::analyst::rules_answer;
-use tradeflow_core::indicators::{IndicatorSpec, compute_all};
 use tradeflow_core::market::Timeframe;
 use tradeflow_core::orders::{OrderStatus, OrderStore, client_order_id};
 use tradeflow_core::portfolio::Position;
-use tradeflow_core::signal::{Action, StructuredAnswer, from_structured};
 use tradeflow_core::synthetic::KNOWN_CONTRACTS;
-use tradeflow_integration_tests::{FakeIbkr, Stack, gateway_lock, strategy, unique};
+use tradeflow_integration_tests::{FakeIbkr, Stack, buy_setups, gateway_lock, strategy, unique};
 
 /// Invokes a function the way its EventBridge rule does, through the local stack's
 /// Lambda (the function runs on the local runtime with its own configuration).
@@ -41,38 +38,6 @@ fn counter(stats: &Value, name: &str) -> u64 {
     stats[name].as_u64().unwrap_or_default()
 }
 
-/// The contracts the rules analyst reads as BUY today with these indicators (the
-/// workflow computes the same from the same bars).
-async fn buying_contracts(
-    stack: &Stack,
-) -> anyhow::Result<Vec<(i64, &'static str, Vec<IndicatorSpec>)>> {
-    let ibkr = stack.deps.ibkr()?;
-    let mut out = Vec::new();
-    for &(conid, symbol, _, _) in KNOWN_CONTRACTS {
-        let bars = ibkr.bars(conid, Timeframe::Daily, 500).await?;
-        let close = bars.last().context("no bars")?.close;
-        'periods: for sma in [20, 10, 50, 5, 100, 200] {
-            for rsi in [14, 30] {
-                let indicators = vec![
-                    IndicatorSpec::Sma { period: sma },
-                    IndicatorSpec::Rsi { period: rsi },
-                    IndicatorSpec::Atr { period: 14 },
-                ];
-                let latest = compute_all(&indicators, &bars)?
-                    .iter()
-                    .filter_map(|s| Some((s.name.clone(), s.latest()?)))
-                    .collect();
-                let answer: StructuredAnswer = serde_json::from_str(&rules_answer(close, &latest))?;
-                if from_structured(&answer, close).action == Action::Buy {
-                    out.push((conid, symbol, indicators));
-                    break 'periods;
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
 #[tokio::test]
 async fn ten_executions_with_the_monitor_and_the_keep_alive_break_no_gateway_rule() {
     let _gateway = gateway_lock().await;
@@ -84,16 +49,16 @@ async fn ten_executions_with_the_monitor_and_the_keep_alive_break_no_gateway_rul
         .ask_despite_suppression(&["o354", "o403"])
         .await
         .unwrap();
-    let buys = buying_contracts(&stack).await.unwrap();
+    let buys = buy_setups(&stack).await.unwrap();
     assert!(!buys.is_empty(), "no contract reads as BUY today");
     let run = unique("it-gw");
     let mut ids = Vec::new();
     for i in 0..10 {
-        let (conid, symbol, indicators) = &buys[i % buys.len()];
+        let b = &buys[i % buys.len()];
         let id = format!("{run}-{i}");
-        let mut s = strategy(&id, *conid, symbol);
+        let mut s = strategy(&id, b.conid, b.symbol);
         s.dry_run = false;
-        s.indicators = indicators.clone();
+        s.indicators = b.indicators.clone();
         s.bars = 500;
         stack.put_strategy(&s).await.unwrap();
         ids.push(id);
@@ -169,11 +134,11 @@ async fn a_stop_exit_is_placed_and_filled_under_the_default_policy_while_the_gat
         .await
         .unwrap();
     // A contract the concurrent-executions test buys least: the last that is not BUY.
-    let buys: Vec<i64> = buying_contracts(&stack)
+    let buys: Vec<i64> = buy_setups(&stack)
         .await
         .unwrap()
         .iter()
-        .map(|b| b.0)
+        .map(|b| b.conid)
         .collect();
     let (conid, symbol, _, _) = *KNOWN_CONTRACTS
         .iter()
