@@ -65,6 +65,10 @@ t0=$SECONDS
   cd "$root/infra"
   export CI=true CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=1 TS_NODE_TRANSPILE_ONLY=1
   export CDK_DEFAULT_ACCOUNT="$ACCOUNT" CDK_DEFAULT_REGION="$REGION"
+  # The CLI replaces CDK_DEFAULT_ACCOUNT with the account its credentials resolve to
+  # (STS at AWS_ENDPOINT_URL): LocalStack maps a 12-digit access key id to that account.
+  export AWS_ACCESS_KEY_ID="$ACCOUNT" AWS_SECRET_ACCESS_KEY=test AWS_REGION="$REGION"
+  unset AWS_PROFILE AWS_SESSION_TOKEN
   [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error
   # The gateway's VPC asks for the account's availability zones, a lookup the CDK CLI
   # would make against AWS: give them as cached context (cdk.context.json, not in git).
@@ -77,7 +81,7 @@ ctx[f"availability-zones:account={account}:region={region}"] = [f"{region}a", f"
 json.dump(ctx, open(path, "w"), indent=2)
 PY
   rm -rf "$OUT/cdk.out"
-  npx cdk synth --no-notices --no-version-reporting -q -o "$OUT/cdk.out" "${ctx[@]}" >/dev/null
+  npx cdk synth --no-lookups --no-notices --no-version-reporting -q -o "$OUT/cdk.out" "${ctx[@]}" >/dev/null
 )
 say "synth: $((SECONDS - t0)) s"
 
