@@ -9,9 +9,10 @@
 #   bench/backtest.sh [RUNS]      (default 21; needs a release build, made here)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tradeflow/target}"
+# shellcheck source=../localstack/cache.sh
+. localstack/cache.sh
 runs="${1:-21}"
-venv="$HOME/.cache/tradeflow/bench-backtest-py"
+venv="$TRADEFLOW_CACHE/bench-backtest-py"
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import backtesting, importlib.util as u; assert u.find_spec("arch")' 2>/dev/null; then
   rm -rf "$venv"
   python3 -m venv "$venv"

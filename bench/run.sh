@@ -14,9 +14,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
-VENV=${TRADEFLOW_BENCH_VENV:-$HOME/.cache/tradeflow/bench-venv}
-DATA=${TRADEFLOW_BENCH_DATA:-$HOME/.cache/tradeflow/bench-data}
+# shellcheck source=../localstack/cache.sh
+. localstack/cache.sh
+VENV=${TRADEFLOW_BENCH_VENV:-$TRADEFLOW_CACHE/bench-venv}
+DATA=${TRADEFLOW_BENCH_DATA:-$TRADEFLOW_CACHE/bench-data}
 RESULTS="$DATA/results"
 mkdir -p "$DATA" "$RESULTS"
 rm -f "$RESULTS"/round_*.json

@@ -11,7 +11,9 @@ cd "$INFRA"
 
 CFN_LINT_VERSION=1.58.0
 CHECKOV_VERSION=3.3.30
-PYTOOLS="${TRADEFLOW_CACHE:-$HOME/.cache/tradeflow}/pytools"
+# shellcheck source=../localstack/cache.sh
+. "$ROOT/localstack/cache.sh"
+PYTOOLS="$TRADEFLOW_CACHE/pytools"
 
 # No network beyond the package registries: no CDK notices, telemetry or version checks.
 export CI=true CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=1 TS_NODE_TRANSPILE_ONLY=1

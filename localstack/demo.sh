@@ -4,7 +4,8 @@
 # lineage. The stack stays up afterwards; stop it with localstack/down.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tradeflow/target}"
+# shellcheck source=cache.sh
+. localstack/cache.sh
 localstack/up.sh
 # shellcheck source=env.sh
 source localstack/env.sh

@@ -8,7 +8,8 @@ set -a
 # shellcheck disable=SC1090
 . <(python3 "$_tf_here/provision.py" --print-env)
 set +a
-export TRADEFLOW_STATE="${TRADEFLOW_STATE:-${TRADEFLOW_CACHE:-$HOME/.cache/tradeflow}/state}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tradeflow/target}"
+# shellcheck source=cache.sh
+. "$_tf_here/cache.sh"
+export TRADEFLOW_STATE="${TRADEFLOW_STATE:-$TRADEFLOW_CACHE/state}"
 export TRADEFLOW_API_URL="http://127.0.0.1:${TRADEFLOW_API_PORT:-${CARGO_LAMBDA_PORT:-9000}}"
 unset _tf_here

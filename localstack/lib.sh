@@ -1,7 +1,9 @@
 # Shared paths and helpers for localstack/*.sh (sourced, not run).
 # Everything installable lives in $CACHE; everything a running stack writes
 # (pid files, logs, LocalStack data, the generated .env) lives in $STATE.
-CACHE="${TRADEFLOW_CACHE:-$HOME/.cache/tradeflow}"
+# shellcheck source=cache.sh
+. "$(dirname "${BASH_SOURCE[0]}")/cache.sh"
+CACHE="$TRADEFLOW_CACHE"
 STATE="${TRADEFLOW_STATE:-$CACHE/state}"
 MARKERS="$CACHE/markers"
 LS_VENV="$CACHE/localstack-venv"
@@ -15,7 +17,6 @@ LOCALSTACK_PORT="${LOCALSTACK_PORT:-4566}"
 # still honoured so that existing per-stack settings keep their ports apart.
 API_PORT="${TRADEFLOW_API_PORT:-${CARGO_LAMBDA_PORT:-9000}}"
 FAKE_IBKR_PORT="${FAKE_IBKR_PORT:-5001}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tradeflow/target}"
 
 say() { printf '[tradeflow-local] %s\n' "$*"; }
 die() { say "error: $*" >&2; exit 1; }

@@ -6,11 +6,11 @@
 #                              Its Lambda runs each function as a process per execution
 #                              environment (localstack/executor, executor "tradeflow"),
 #                              with the function's configured environment and timeout.
-#   fake IBKR gateway   :5001  (if localstack/fake-ibkr exists)
+#   fake IBKR gateway   :5001  localstack/fake-ibkr
 #   HTTP API front      :9000  the api function as API Gateway's HTTP API serves it
 #                              (payload format 2.0), invoked through LocalStack's Lambda
 # Idempotent: if everything is already up it says so and exits 0.
-# TRADEFLOW_LAMBDAS=0 skips the Rust build (AWS side only; functions get placeholder code).
+# TRADEFLOW_LAMBDAS=0 builds only the fake gateway (AWS side only; functions get placeholder code).
 # Stop with localstack/down.sh. Logs and pid files: $TRADEFLOW_STATE
 # (default ~/.cache/tradeflow/state); each function's output: $TRADEFLOW_STATE/lambda/<name>.log.
 set -euo pipefail
@@ -20,15 +20,15 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/lib.sh"
 
 t0=$(date +%s)
-has_workspace=0; [ -f "$REPO_ROOT/Cargo.toml" ] && [ "${TRADEFLOW_LAMBDAS:-1}" != 0 ] && has_workspace=1
-has_ibkr=0; [ -f "$REPO_ROOT/localstack/fake-ibkr/Cargo.toml" ] && has_ibkr=1
+# TRADEFLOW_LAMBDAS=0: the AWS side and the fake gateway only (functions get placeholder code).
+build_functions=1; [ "${TRADEFLOW_LAMBDAS:-1}" = 0 ] && build_functions=0
 BIN_DIR="$CARGO_TARGET_DIR/debug"
 
 ls_up() { running localstack && http_up "http://127.0.0.1:$LOCALSTACK_PORT/_localstack/health"; }
 ibkr_up() { running fake-ibkr && http_up "http://127.0.0.1:$FAKE_IBKR_PORT/fake/stats"; }
 api_up() { running http-api && port_busy "$API_PORT"; }
 
-if ls_up && { [ ! -x "$CARGO_TARGET_DIR/debug/fake-ibkr" ] || ibkr_up; } && api_up; then
+if ls_up && ibkr_up && api_up; then
   say "already up (LocalStack :$LOCALSTACK_PORT, API :$API_PORT, state $STATE); re-provision with:"
   say "  TRADEFLOW_FUNCTION_BIN_DIR=$BIN_DIR TRADEFLOW_STATE=$STATE $LS_VENV/bin/python $here/provision.py"
   exit 0
@@ -39,8 +39,6 @@ mkdir -p "$STATE"
 
 # 1. LocalStack (started first: it boots while cargo builds) ----------------
 if ls_up; then
-  # Started by an up.sh from before the local runtime (functions served by cargo lambda watch)?
-  [ -d "$STATE/python-plugins" ] || die "this LocalStack runs the old Lambda executor: localstack/down.sh && localstack/up.sh"
   say "localstack: already running (pid $(cat "$STATE/localstack.pid"))"
 else
   running localstack && die "localstack is running but unhealthy: run localstack/down.sh"
@@ -90,20 +88,12 @@ fi
 
 # 2. Build the workspace binaries (dev profile): each function's code in the local
 #    stack is a hot-reload directory whose bootstrap links to $CARGO_TARGET_DIR/debug/<name>.
-build_ok=1 ibkr_failed=0
-if [ $has_workspace = 1 ]; then
+#    A failed build stops here: a stack on stale binaries would test old code.
+if [ $build_functions = 1 ]; then
   say "cargo: building workspace binaries (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
-  if ! (cd "$REPO_ROOT" && cargo build --workspace --bins); then
-    build_ok=0
-    say "warning: cargo build failed; invoking a function that did not build fails (Runtime.InvalidEntrypoint)"
-  fi
-  if [ $has_ibkr = 1 ] && [ ! -x "$CARGO_TARGET_DIR/debug/fake-ibkr" ]; then
-    (cd "$REPO_ROOT" && cargo build --manifest-path localstack/fake-ibkr/Cargo.toml --bin fake-ibkr) ||
-      say "warning: fake-ibkr did not build"
-  fi
-elif [ $has_ibkr = 1 ]; then
-  (cd "$REPO_ROOT" && cargo build --manifest-path localstack/fake-ibkr/Cargo.toml --bin fake-ibkr) ||
-    say "warning: fake-ibkr did not build"
+  (cd "$REPO_ROOT" && cargo build --workspace --bins) || die "cargo build failed (see above)"
+else
+  (cd "$REPO_ROOT" && cargo build -p fake-ibkr --bin fake-ibkr) || die "fake-ibkr did not build (see above)"
 fi
 
 # 3. Wait for LocalStack, warm DynamoDB, provision ------------------------
@@ -117,25 +107,18 @@ boto3.client('dynamodb', endpoint_url='http://127.0.0.1:$LOCALSTACK_PORT', regio
 ") >/dev/null 2>&1
 }
 wait_for 120 "dynamodb warm-up" localstack warm_ddb
-fn_bins=""; [ $has_workspace = 1 ] && fn_bins="$BIN_DIR"
+fn_bins=""; [ $build_functions = 1 ] && fn_bins="$BIN_DIR"
 (cd "$STATE" && AWS_ENDPOINT_URL="http://127.0.0.1:$LOCALSTACK_PORT" TRADEFLOW_FUNCTION_BIN_DIR="$fn_bins" \
   TRADEFLOW_STATE="$STATE" "$LS_VENV/bin/python" "$here/provision.py") | grep -v '^arn:' || die "provisioning failed"
 
 # 4. Fake IBKR gateway ----------------------------------------------------
-if [ $has_ibkr = 0 ]; then
-  say "fake-ibkr: localstack/fake-ibkr not there yet, skipped"
-elif ibkr_up; then
+if ibkr_up; then
   say "fake-ibkr: already running"
-elif [ -x "$CARGO_TARGET_DIR/debug/fake-ibkr" ]; then
+else
   port_busy "$FAKE_IBKR_PORT" && die "port $FAKE_IBKR_PORT is taken by a process this state dir did not start"
   say "fake-ibkr: starting on 127.0.0.1:$FAKE_IBKR_PORT"
   start_bg fake-ibkr "$REPO_ROOT" "$CARGO_TARGET_DIR/debug/fake-ibkr" --port "$FAKE_IBKR_PORT"
-  # another crate, still in progress: a failure here is a warning, not fatal
-  try_wait 30 "fake-ibkr" fake-ibkr http_up "http://127.0.0.1:$FAKE_IBKR_PORT/fake/stats" ||
-    { ibkr_failed=1; say "warning: fake-ibkr did not start; continuing without it"; 
-      running fake-ibkr && kill "$(cat "$STATE/fake-ibkr.pid")"; rm -f "$STATE/fake-ibkr.pid"; }
-else
-  say "fake-ibkr: no binary at $CARGO_TARGET_DIR/debug/fake-ibkr, skipped"
+  wait_for 30 "fake-ibkr" fake-ibkr http_up "http://127.0.0.1:$FAKE_IBKR_PORT/fake/stats"
 fi
 
 # 5. HTTP API front for the api function -----------------------------------
@@ -152,5 +135,3 @@ else
 fi
 
 say "up in $(( $(date +%s) - t0 )) s. In your shell: source localstack/env.sh"
-[ $build_ok = 1 ] || say "warning: the workspace did not build (see above)"
-[ $ibkr_failed = 0 ] || say "warning: fake-ibkr is not running (see above)"

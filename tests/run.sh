@@ -7,12 +7,13 @@
 # what it needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tradeflow/target}"
+# shellcheck source=../localstack/cache.sh
+. localstack/cache.sh
 export CARGO_TERM_COLOR=never
 step() { printf '\n==> %s (%s)\n' "$*" "$(date +%T)"; }
 
 step "install local tools (LocalStack, cargo-lambda, Chromium for the viewer test)"
-LS_PY="${TRADEFLOW_CACHE:-$HOME/.cache/tradeflow}/localstack-venv/bin/python"
+LS_PY="$TRADEFLOW_CACHE/localstack-venv/bin/python"
 localstack/install.sh
 tests/install-chromium.sh
 
@@ -21,6 +22,9 @@ cargo fmt --all --check
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo deny (licenses, bans, sources)"
+tests/cargo-deny.sh
 
 step "unit tests"
 cargo test --workspace --locked --exclude tradeflow-integration-tests

@@ -5,9 +5,10 @@
 # once; keyed by the requirements' hash), then ≈ 5 s per run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tradeflow/target}"
+# shellcheck source=../../localstack/cache.sh
+. localstack/cache.sh
 here=tests/backtesting_py
-venv="$HOME/.cache/tradeflow/backtesting-py-$(sha256sum "$here/requirements.txt" | cut -c1-12)"
+venv="$TRADEFLOW_CACHE/backtesting-py-$(sha256sum "$here/requirements.txt" | cut -c1-12)"
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import backtesting' 2>/dev/null; then
   rm -rf "$venv"
   python3 -m venv "$venv"
