@@ -27,11 +27,14 @@ OUT="$STATE/deploy"
 mode="${1:-deploy}"
 export AWS_ENDPOINT_URL="http://127.0.0.1:$LOCALSTACK_PORT"
 
-http_up "$AWS_ENDPOINT_URL/_localstack/health" || die "the local stack is not up (localstack/up.sh)"
-[ -x "$LS_VENV/bin/python" ] || die "LocalStack's venv is missing (localstack/install.sh)"
 mkdir -p "$OUT"
+need_stack() {
+  http_up "$AWS_ENDPOINT_URL/_localstack/health" || die "the local stack is not up (localstack/up.sh)"
+  [ -x "$LS_VENV/bin/python" ] || die "LocalStack's venv is missing (localstack/install.sh)"
+}
 
 if [ "$mode" = --delete ]; then
+  need_stack
   exec "$LS_VENV/bin/python" "$here/local/deploy.py" --delete --account "$ACCOUNT" --region "$REGION"
 fi
 
@@ -52,6 +55,7 @@ say "build: $((SECONDS - t0)) s"
   done
 } | tee "$OUT/zip-sizes.md"
 [ "$mode" = --sizes ] && exit 0
+need_stack
 
 # 2. Synthesize with the zips --------------------------------------------------------
 # The gateway is this stack's fake one; nothing else differs from a deploy's synth.
