@@ -29,6 +29,18 @@ ibkr_up() { running fake-ibkr && http_up "http://127.0.0.1:$FAKE_IBKR_PORT/fake/
 api_up() { running http-api && port_busy "$API_PORT"; }
 
 if ls_up && ibkr_up && api_up; then
+  # Tests after an edit must not run on the binaries the stack started with: rebuild
+  # (functions reload on change; the fake gateway restarts if its binary changed).
+  if [ $build_functions = 1 ]; then
+    (cd "$REPO_ROOT" && cargo build --workspace --bins) || die "cargo build failed (see above)"
+    if [ "$CARGO_TARGET_DIR/debug/fake-ibkr" -nt "$STATE/fake-ibkr.pid" ]; then
+      say "fake-ibkr: binary changed, restarting"
+      kill -- -"$(cat "$STATE/fake-ibkr.pid")" 2>/dev/null || kill "$(cat "$STATE/fake-ibkr.pid")"
+      for _ in $(seq 50); do running fake-ibkr || break; sleep 0.1; done
+      start_bg fake-ibkr "$REPO_ROOT" "$CARGO_TARGET_DIR/debug/fake-ibkr" --port "$FAKE_IBKR_PORT"
+      wait_for 30 "fake-ibkr" fake-ibkr http_up "http://127.0.0.1:$FAKE_IBKR_PORT/fake/stats"
+    fi
+  fi
   say "already up (LocalStack :$LOCALSTACK_PORT, API :$API_PORT, state $STATE); re-provision with:"
   say "  TRADEFLOW_FUNCTION_BIN_DIR=$BIN_DIR TRADEFLOW_STATE=$STATE $LS_VENV/bin/python $here/provision.py"
   exit 0
