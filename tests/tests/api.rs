@@ -64,9 +64,12 @@ async fn viewer_login(api: &Api) -> String {
         .get(api.url(&format!("viewer?key={}", api.key)))
         .send()
         .await
-        .unwrap();
+        .expect("api reachable");
     assert_eq!(login.status(), StatusCode::SEE_OTHER);
-    login.headers()["set-cookie"].to_str().unwrap().to_string()
+    login.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii cookie")
+        .to_string()
 }
 
 #[tokio::test]
