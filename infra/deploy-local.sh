@@ -60,10 +60,10 @@ need_stack
 # 2. Synthesize with the zips --------------------------------------------------------
 # The gateway is this stack's fake one; nothing else differs from a deploy's synth.
 ibkr="http://127.0.0.1:$FAKE_IBKR_PORT/v1/api"
-ctx=(-c "lambdaDir=$LAMBDA_DIR" -c deletionProtection=false -c "ibkrBaseUrl=$ibkr")
-if python3 -c 'import json,sys; sys.exit(0 if "IBKR_BASE_URL" in json.load(open(sys.argv[1]))["env"] else 1)' "$root/infra/resources.json"; then
-  ctx+=(-c "envOverrides={\"IBKR_BASE_URL\":\"$ibkr\"}")
-fi
+# The functions read both from SSM; on AWS they would refuse this loopback URL and the
+# fake's account, here LocalStack's Lambda sets AWS_ENDPOINT_URL, which allows them.
+account="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["local_env"]["IBKR_ACCOUNT_ID"])' "$root/infra/resources.json")"
+ctx=(-c "lambdaDir=$LAMBDA_DIR" -c deletionProtection=false -c "ibkrBaseUrl=$ibkr" -c "ibkrAccountId=$account")
 t0=$SECONDS
 (
   cd "$root/infra"

@@ -39,6 +39,9 @@ python3 -m unittest discover -s localstack/executor/tests -p 'test_http_api.py'
 step "state machine validation (asl-validator), CDK synth, assertions, cfn-lint, checkov"
 infra/check.sh
 
+step "configuration contract: each function's env in the synthesized template vs what its code reads"
+cargo test --locked -p tradeflow-adapters --test env_contract -- --ignored --nocapture
+
 step "template changes for LocalStack, on the synthesized templates"
 python3 -m unittest discover -s infra/local -p 'test_transform.py'
 

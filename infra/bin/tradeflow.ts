@@ -4,9 +4,10 @@
 //   placeholderLambdas   true: synthesize with inert placeholder code (CI, tests); never deploy that
 //   deletionProtection   DynamoDB deletion protection (default true)
 //   ibkrBaseUrl          value of the /tradeflow/ibkr-base-url SSM parameter
-//   envOverrides         JSON object replacing resources.json env values, e.g. {"LLM_PROVIDER":"openai"}
+//   ibkrAccountId        value of the /tradeflow/ibkr-account-id SSM parameter
+//   envOverrides         JSON object replacing resources.json env values, e.g. {"ORDER_MAX_POLLS":"20"}
 //   alarmEmail           subscribe this address to the alarm topic
-//   apiJwtIssuer, apiJwtAudience   JWT authorizer for the HTTP API instead of IAM
+//   apiJwtIssuer, apiJwtAudience   a JWT authorizer in front of the HTTP API (the function checks its key either way)
 //   preview              true: also synthesize TradeflowPreviewStack with the not-yet-listed functions
 //   gatewayHost          false: no IBeam host in the gateway VPC (attach IbkrGateway's HostSg to yours)
 import * as os from 'node:os';
@@ -44,6 +45,7 @@ const props: TradeflowStackProps = {
   lambdaDir,
   deletionProtection: flag('deletionProtection', true),
   ibkrBaseUrl: ctx('ibkrBaseUrl'),
+  ibkrAccountId: ctx('ibkrAccountId'),
   envOverrides: ctx('envOverrides') ? JSON.parse(ctx('envOverrides') as string) : undefined,
   alarmEmail: ctx('alarmEmail'),
   gatewayHost: flag('gatewayHost', true),

@@ -4,7 +4,8 @@
 //
 // Basis (issues 2-7): every workflow step writes its own lineage item (conditional write, re-read on
 // retry) and may spill a large payload to the charts bucket; the order path publishes domain
-// events (OrderFilled, PositionClosed) to EventBridge; IBKR callers read the gateway URL parameter.
+// events (OrderFilled, PositionClosed) to EventBridge; IBKR callers read the gateway URL and account
+// parameters; only the api function reads the API key secret.
 
 export interface FunctionPermissions {
   /** Tables read only (GetItem/Query/Scan/BatchGet), by resources.json name. */
@@ -15,10 +16,12 @@ export interface FunctionPermissions {
   bucket?: 'read' | 'write' | 'readWrite';
   /** events:PutEvents on the EVENT_BUS_NAME bus only. */
   putEvents?: boolean;
-  /** ssm:GetParameter on the IBKR gateway URL parameter only. */
+  /** ssm:GetParameter on the IBKR gateway URL and account id parameters only. */
   ibkr?: boolean;
   /** secretsmanager:GetSecretValue on the LLM API key secret only. */
   llmSecret?: boolean;
+  /** secretsmanager:GetSecretValue on the HTTP API key secret only (the api function). */
+  apiKeySecret?: boolean;
   /** bedrock:InvokeModel on foundation models / inference profiles of this region (Bedrock provider). */
   bedrock?: boolean;
   /**
@@ -90,6 +93,7 @@ export const PERMISSIONS: Record<string, FunctionPermissions> = {
     readWrite: ['tradeflow-strategies', 'tradeflow-prompts', 'tradeflow-symbols', 'tradeflow-ticks', GATEWAY],
     bucket: 'read',
     ibkr: true,
+    apiKeySecret: true,
     schedules: true,
   },
   'position-monitor': {

@@ -33,6 +33,10 @@ export interface FunctionEntry {
   http_api?: boolean;
   memory?: number;
   timeout?: number;
+  /** Tables whose name the function gets (as the table's `env` variable), by table name. */
+  tables?: string[];
+  /** Other variables the function gets: the bucket, the state machine, `env` settings, `deploy_env` names. */
+  env?: string[];
 }
 
 export interface Resources {
@@ -40,7 +44,13 @@ export interface Resources {
   bucket: { name: string; env: string };
   tables: TableEntry[];
   functions: FunctionEntry[];
+  /** Settings and their values (a function gets those its `env` lists). */
   env: Record<string, string>;
+  /** Names whose value is a deployed resource; value: the local stack's variable instead (null: none). */
+  deploy_env: Record<string, string | null>;
+  /** Local stack only (localstack/provision.py). */
+  local_env: Record<string, string>;
+  local_api_key: string;
 }
 
 /** Walks up from `start` to the directory holding infra/resources.json (works from ts-node and from compiled JS). */
@@ -79,7 +89,12 @@ function validateResources(r: Resources): Resources {
     seen.add(t.name);
   }
   const fnames = new Set<string>();
+  const settings = plainEnv(r.env ?? {});
+  const deployNames = plainEnv((r.deploy_env ?? {}) as Record<string, string>);
+  const envNames = new Set([r.bucket?.env, r.state_machine?.env, ...Object.keys(settings), ...Object.keys(deployNames)]);
   for (const f of r.functions ?? []) {
+    for (const t of f.tables ?? []) if (!seen.has(t)) problems.push(`function ${f.name}: no table ${t}`);
+    for (const e of f.env ?? []) if (!envNames.has(e)) problems.push(`function ${f.name}: env ${e} is not the bucket, the state machine, a setting or a deploy_env name`);
     if (!f.name) problems.push(`function ${JSON.stringify(f)} needs a name`);
     if (fnames.has(f.name)) problems.push(`duplicate function ${f.name}`);
     fnames.add(f.name);

@@ -4,7 +4,6 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import {
-  CfnParameter,
   ArnFormat,
   Annotations,
   CfnOutput,
@@ -38,15 +37,22 @@ import { functionCode } from './lambda-code';
 import { PERMISSIONS, type FunctionPermissions } from './permissions';
 import { plainEnv, stepFunctions, type FunctionEntry, type KeyAttr, type Resources } from './resources';
 
-/** Env var names that exist only in the deployed stack (the local stack passes values directly). */
+/** Env var names whose value is one of this stack's resources (resources.json `deploy_env`). */
 export const DEPLOY_ENV = {
   ibkrParameter: 'IBKR_BASE_URL_PARAMETER',
+  ibkrAccountParameter: 'IBKR_ACCOUNT_ID_PARAMETER',
   llmSecret: 'LLM_API_KEY_SECRET_ARN',
+  apiKeySecret: 'API_KEY_SECRET_ARN',
   eventsRole: 'EVENTS_ROLE_ARN',
 } as const;
 
 export const IBKR_PARAMETER_NAME = '/tradeflow/ibkr-base-url';
+export const IBKR_ACCOUNT_PARAMETER_NAME = '/tradeflow/ibkr-account-id';
 export const LLM_SECRET_NAME = 'tradeflow/llm-api-key';
+export const API_KEY_SECRET_NAME = 'tradeflow/api-key';
+/** Placeholders the functions refuse on AWS until a deploy sets the real values. */
+export const IBKR_BASE_URL_PLACEHOLDER = 'https://ibkr-gateway.invalid:5000/v1/api';
+export const IBKR_ACCOUNT_PLACEHOLDER = 'not-configured';
 
 export interface TradeflowStackProps extends StackProps {
   repoRoot: string;
@@ -60,10 +66,15 @@ export interface TradeflowStackProps extends StackProps {
   logRetention?: logs.RetentionDays;
   /** Value stored in the IBKR gateway URL SSM parameter. */
   ibkrBaseUrl?: string;
+  /** Value stored in the IBKR account id SSM parameter. */
+  ibkrAccountId?: string;
   /** Values replacing resources.json `env` defaults (names must exist there). */
   envOverrides?: Record<string, string>;
   alarmEmail?: string;
-  /** HTTP API auth: IAM (SigV4) by default, a JWT authorizer when issuer and audience are given. */
+  /**
+   * HTTP API auth: the api function checks the bearer key itself (no authorizer);
+   * a JWT authorizer is added in front when issuer and audience are given.
+   */
   apiJwt?: { issuer: string; audience: string[] };
   permissions?: Record<string, FunctionPermissions>;
   /** Run the IBKR gateway host (IBeam) in the stack's VPC (default true; false: bring your own). */
@@ -160,13 +171,27 @@ export class TradeflowStack extends Stack {
     const ibkrParam = new ssm.StringParameter(this, 'IbkrBaseUrlParameter', {
       parameterName: IBKR_PARAMETER_NAME,
       description: 'Base URL of the IBKR Client Portal Gateway (IBeam host) that the functions call, e.g. https://gateway.internal:5000/v1/api',
-      stringValue: props.ibkrBaseUrl ?? 'https://ibkr-gateway.invalid:5000/v1/api',
+      stringValue: props.ibkrBaseUrl ?? IBKR_BASE_URL_PLACEHOLDER,
+    });
+    const ibkrAccountParam = new ssm.StringParameter(this, 'IbkrAccountIdParameter', {
+      parameterName: IBKR_ACCOUNT_PARAMETER_NAME,
+      description: 'IBKR account id the functions trade (e.g. U1234567); the functions refuse the placeholder and the fake gateway\'s account on AWS',
+      stringValue: props.ibkrAccountId ?? IBKR_ACCOUNT_PLACEHOLDER,
     });
     const llmSecret = new secretsmanager.Secret(this, 'LlmApiKeySecret', {
       secretName: LLM_SECRET_NAME,
       description: 'API key of the LLM provider (OpenAI-compatible). Set it with aws secretsmanager put-secret-value.',
     });
     skipCheckov(llmSecret, {
+      CKV_AWS_149: 'AWS-managed Secrets Manager key: one secret read by one function role in this account',
+    });
+    // The key clients send as Authorization: Bearer; generated at deploy, read by the api function only.
+    const apiKeySecret = new secretsmanager.Secret(this, 'ApiKeySecret', {
+      secretName: API_KEY_SECRET_NAME,
+      description: 'Key of the tradeflow HTTP API (Authorization: Bearer <key>); generated at deploy, read by the api function only',
+      generateSecretString: { passwordLength: 40, excludePunctuation: true },
+    });
+    skipCheckov(apiKeySecret, {
       CKV_AWS_149: 'AWS-managed Secrets Manager key: one secret read by one function role in this account',
     });
 
@@ -185,30 +210,32 @@ export class TradeflowStack extends Stack {
       }),
     });
 
-    const baseEnv = { ...plainEnv(r.env) };
+    const settings = { ...plainEnv(r.env) };
     for (const [k, v] of Object.entries(props.envOverrides ?? {})) {
-      if (!(k in baseEnv)) throw new Error(`envOverrides: ${k} is not an env name in infra/resources.json`);
-      baseEnv[k] = v;
+      if (!(k in settings)) throw new Error(`envOverrides: ${k} is not an env name in infra/resources.json`);
+      settings[k] = v;
     }
-    // resources.json holds a local-only API key for the local stack; the deployed API key is a
-    // NoEcho deploy-time parameter (`cdk deploy --parameters ApiKey=...`), never the local value.
-    if ('API_KEY' in baseEnv) {
-      const apiKey = new CfnParameter(this, 'ApiKey', {
-        type: 'String',
-        noEcho: true,
-        minLength: 24,
-        description: 'Key clients send as Authorization: Bearer <key> or x-api-key to the tradeflow API',
-      });
-      baseEnv.API_KEY = apiKey.valueAsString;
-    }
-    const env: Record<string, string> = {
-      ...baseEnv,
-      ...Object.fromEntries(r.tables.map((t) => [t.env, t.name])),
-      [r.bucket.env]: this.bucket.bucketName,
-      [r.state_machine.env]: stateMachineArn,
-      [DEPLOY_ENV.eventsRole]: this.eventsRole.roleArn,
-      [DEPLOY_ENV.ibkrParameter]: IBKR_PARAMETER_NAME,
+    const deployValues: Record<string, string> = {
+      [DEPLOY_ENV.ibkrParameter]: ibkrParam.parameterName,
+      [DEPLOY_ENV.ibkrAccountParameter]: ibkrAccountParam.parameterName,
       [DEPLOY_ENV.llmSecret]: llmSecret.secretArn,
+      [DEPLOY_ENV.apiKeySecret]: apiKeySecret.secretArn,
+      [DEPLOY_ENV.eventsRole]: this.eventsRole.roleArn,
+    };
+    const tableEnv = Object.fromEntries(r.tables.map((t) => [t.name, t.env]));
+    // Each function gets only its tables and the names its entry lists (the configuration
+    // contract: shared/adapters/src/config.rs declares what each reads).
+    const envOf = (f: FunctionEntry): Record<string, string> => {
+      const out: Record<string, string> = {};
+      for (const t of f.tables ?? []) out[tableEnv[t]] = t;
+      for (const name of f.env ?? []) {
+        if (name === r.bucket.env) out[name] = this.bucket.bucketName;
+        else if (name === r.state_machine.env) out[name] = stateMachineArn;
+        else if (name in settings) out[name] = settings[name];
+        else if (name in deployValues) out[name] = deployValues[name];
+        else throw new Error(`function ${f.name}: env ${name} has no value in the stack`);
+      }
+      return out;
     };
 
     for (const f of r.functions) {
@@ -230,7 +257,7 @@ export class TradeflowStack extends Stack {
         memorySize: f.memory ?? (['render-charts', 'analyze-chart'].includes(f.name) ? 1024 : 512),
         // Below the ASL task timeout (120 s) so Step Functions sees the Lambda's own timeout error.
         timeout: Duration.seconds(f.timeout ?? (f.step ? 100 : f.http_api ? 29 : 60)),
-        environment: env,
+        environment: envOf(f),
         tracing: lambda.Tracing.ACTIVE,
         loggingFormat: lambda.LoggingFormat.JSON,
         applicationLogLevelV2: lambda.ApplicationLogLevel.INFO,
@@ -246,7 +273,14 @@ export class TradeflowStack extends Stack {
           `no entry for "${f.name}" in infra/lib/permissions.ts: the function gets no data access`,
         );
       }
-      this.grant(fn, p ?? {}, { ibkrParam, llmSecret, stateMachineArn, stateMachineName: r.state_machine.name, env });
+      this.grant(fn, p ?? {}, {
+        ibkrParams: [ibkrParam, ibkrAccountParam],
+        llmSecret,
+        apiKeySecret,
+        stateMachineArn,
+        stateMachineName: r.state_machine.name,
+        env: settings,
+      });
     }
 
     // ---- state machine (the same file the local stack uses) ------------------------------
@@ -335,6 +369,8 @@ export class TradeflowStack extends Stack {
     new CfnOutput(this, 'ChartsBucketName', { value: this.bucket.bucketName });
     new CfnOutput(this, 'EventsRoleArn', { value: this.eventsRole.roleArn });
     new CfnOutput(this, 'IbkrBaseUrlParameterName', { value: ibkrParam.parameterName });
+    new CfnOutput(this, 'IbkrAccountIdParameterName', { value: ibkrAccountParam.parameterName });
+    new CfnOutput(this, 'ApiKeySecretArn', { value: apiKeySecret.secretArn });
     new CfnOutput(this, 'LlmApiKeySecretArn', { value: llmSecret.secretArn });
     new CfnOutput(this, 'AlarmTopicArn', { value: alarmTopic.topicArn });
   }
@@ -343,8 +379,9 @@ export class TradeflowStack extends Stack {
     fn: lambda.Function,
     p: FunctionPermissions,
     ctx: {
-      ibkrParam: ssm.StringParameter;
+      ibkrParams: ssm.StringParameter[];
       llmSecret: secretsmanager.Secret;
+      apiKeySecret: secretsmanager.Secret;
       stateMachineArn: string;
       stateMachineName: string;
       env: Record<string, string>;
@@ -360,8 +397,9 @@ export class TradeflowStack extends Stack {
     if (p.bucket === 'read') this.bucket.grantRead(fn);
     if (p.bucket === 'write') this.bucket.grantPut(fn);
     if (p.bucket === 'readWrite') this.bucket.grantReadWrite(fn);
-    if (p.ibkr) ctx.ibkrParam.grantRead(fn);
+    if (p.ibkr) for (const param of ctx.ibkrParams) param.grantRead(fn);
     if (p.llmSecret) ctx.llmSecret.grantRead(fn);
+    if (p.apiKeySecret) ctx.apiKeySecret.grantRead(fn);
     if (p.putEvents) {
       fn.addToRolePolicy(new iam.PolicyStatement({
         actions: ['events:PutEvents'],
@@ -413,9 +451,12 @@ export class TradeflowStack extends Stack {
   }
 
   private addHttpApi(f: FunctionEntry, props: TradeflowStackProps, retention: logs.RetentionDays): apigwv2.HttpApi {
+    // The function checks the bearer key on every route (functions/api/src/auth.rs): a browser
+    // and curl reach it with Authorization: Bearer or the viewer's session cookie. An IAM
+    // authorizer would refuse both; a JWT authorizer is an optional extra layer.
     const authorizer = props.apiJwt
       ? new authorizers.HttpJwtAuthorizer('JwtAuthorizer', props.apiJwt.issuer, { jwtAudience: props.apiJwt.audience })
-      : new authorizers.HttpIamAuthorizer();
+      : undefined;
     const api = new apigwv2.HttpApi(this, 'HttpApi', {
       apiName: 'tradeflow-api',
       description: `tradeflow HTTP API -> ${f.name}`,

@@ -17,7 +17,6 @@ import hashlib
 import io
 import json
 import os
-import secrets
 import sys
 import time
 import zipfile
@@ -92,10 +91,7 @@ def parameters(template: dict) -> list[dict]:
     for name, p in template.get("Parameters", {}).items():
         if "Default" in p:
             continue
-        if name == "ApiKey":  # NoEcho deploy-time secret: a fresh random one per deploy
-            out.append({"ParameterKey": name, "ParameterValue": secrets.token_urlsafe(32)})
-        else:
-            raise SystemExit(f"template parameter {name} has no default and no local value")
+        raise SystemExit(f"template parameter {name} has no default and no local value")
     return out
 
 

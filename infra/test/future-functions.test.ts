@@ -22,9 +22,12 @@ describe('functions outside the workflow', () => {
     }
   });
 
-  it('put the http_api function behind an HTTP API with an IAM authorizer and access logs', () => {
+  it('put the http_api function behind an HTTP API with no authorizer (the function checks the key) and access logs', () => {
     template.resourceCountIs('AWS::ApiGatewayV2::Api', 1);
-    template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: '$default', AuthorizationType: 'AWS_IAM' });
+    template.resourceCountIs('AWS::ApiGatewayV2::Authorizer', 0);
+    for (const [, route] of ofType(json, 'AWS::ApiGatewayV2::Route')) {
+      assert.ok([undefined, 'NONE'].includes(route.Properties.AuthorizationType), JSON.stringify(route.Properties));
+    }
     template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
       StageName: '$default',
       AccessLogSettings: Match.objectLike({ DestinationArn: Match.anyValue() }),

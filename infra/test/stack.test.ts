@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { Match } from 'aws-cdk-lib/assertions';
 import { plainEnv } from '../lib/resources';
 import { DEPLOY_ENV } from '../lib/tradeflow-stack';
-import { ofType, resources, synth } from './helpers';
+import { ofType, referencedIds, resources, statementsByFunction, synth } from './helpers';
 
 const { template, json } = synth();
 
@@ -86,37 +86,87 @@ describe('TradeflowStack resources', () => {
     }
   });
 
-  it('gives every function exactly the env names of resources.json plus the deploy-only names', () => {
-    // A name may be both local (resources.json env) and deploy-only (e.g. EVENTS_ROLE_ARN): once.
-    const expected = [
-      ...new Set([
-        ...Object.keys(plainEnv(resources.env)),
-        ...resources.tables.map((t) => t.env),
-        resources.bucket.env,
-        resources.state_machine.env,
-        ...Object.values(DEPLOY_ENV),
+  const envOf = (j: typeof json) =>
+    Object.fromEntries(
+      ofType(j, 'AWS::Lambda::Function').map(([, fn]) => [
+        fn.Properties.FunctionName as string,
+        (fn.Properties.Environment?.Variables ?? {}) as Record<string, any>,
       ]),
-    ].sort();
-    for (const [, fn] of ofType(json, 'AWS::Lambda::Function')) {
-      const vars = fn.Properties.Environment.Variables;
-      assert.deepEqual(Object.keys(vars).sort(), expected, fn.Properties.FunctionName);
-      for (const t of resources.tables) assert.equal(vars[t.env], t.name);
+    );
+  const tableEnv = Object.fromEntries(resources.tables.map((t) => [t.name, t.env]));
+
+  it('gives each function exactly its tables and the env names its resources.json entry lists', () => {
+    const vars = envOf(json);
+    for (const f of resources.functions) {
+      const expected = [...(f.tables ?? []).map((t) => tableEnv[t]), ...(f.env ?? [])].sort();
+      assert.deepEqual(Object.keys(vars[f.name]).sort(), expected, f.name);
+      for (const t of f.tables ?? []) assert.equal(vars[f.name][tableEnv[t]], t);
       for (const [k, v] of Object.entries(plainEnv(resources.env))) {
-        if (k === 'API_KEY' || k === DEPLOY_ENV.eventsRole) continue; // deploy-time values, below
-        assert.equal(vars[k], v);
+        if (k in vars[f.name]) assert.equal(vars[f.name][k], v, `${f.name} ${k}`);
       }
-      // The local-only API key never ships: the deployed one is a NoEcho parameter.
-      if ('API_KEY' in vars) assert.deepEqual(vars.API_KEY, { Ref: 'ApiKey' });
-      // Secrets never in env: only a parameter name and a secret ARN.
-      assert.equal(vars[DEPLOY_ENV.ibkrParameter], '/tradeflow/ibkr-base-url');
-      assert.ok(vars[DEPLOY_ENV.llmSecret].Ref, 'LLM secret is passed as its ARN');
     }
   });
 
-  it('overrides resources.json env values only for known names', () => {
-    const { json: j } = synth(resources, { envOverrides: { LLM_PROVIDER: 'openai' } });
-    for (const [, fn] of ofType(j, 'AWS::Lambda::Function')) {
-      assert.equal(fn.Properties.Environment.Variables.LLM_PROVIDER, 'openai');
+  it('knows a value for every deploy_env name of resources.json', () => {
+    assert.deepEqual(Object.keys(plainEnv(resources.deploy_env as Record<string, string>)).sort(),
+      Object.values(DEPLOY_ENV).sort());
+  });
+
+  it('ships no key, no local-only name and no local value in any function\'s env', () => {
+    for (const [name, vars] of Object.entries(envOf(json))) {
+      for (const k of ['API_KEY', 'IBKR_BASE_URL', 'IBKR_ACCOUNT_ID', 'OPENAI_API_KEY', 'LLM_PROVIDER']) {
+        assert.ok(!(k in vars), `${name} gets ${k}`);
+      }
+      const text = JSON.stringify(vars);
+      for (const local of Object.values(plainEnv(resources.local_env))) assert.ok(!text.includes(local), `${name}: ${local}`);
+      assert.ok(!text.includes(resources.local_api_key), name);
+    }
+    assert.equal(Object.keys((json as any).Parameters ?? {}).filter((p) => p === 'ApiKey').length, 0);
+  });
+
+  it('generates the API key in Secrets Manager and gives only the api function its ARN and read access', () => {
+    const [secretId] = ofType(json, 'AWS::SecretsManager::Secret').find(([, s]) => s.Properties.Name === 'tradeflow/api-key')!;
+    template.hasResourceProperties('AWS::SecretsManager::Secret', {
+      Name: 'tradeflow/api-key',
+      GenerateSecretString: Match.objectLike({ PasswordLength: 40, ExcludePunctuation: true }),
+    });
+    for (const [name, vars] of Object.entries(envOf(json))) {
+      if (name === 'api') assert.deepEqual(vars[DEPLOY_ENV.apiKeySecret], { Ref: secretId });
+      else assert.ok(!(DEPLOY_ENV.apiKeySecret in vars), name);
+    }
+    const readers = [...statementsByFunction(json)]
+      .filter(([, statements]) => statements.some((s) => referencedIds(s.Resource).has(secretId)))
+      .map(([name]) => name);
+    assert.deepEqual(readers, ['api']);
+  });
+
+  it('gives the IBKR callers the gateway URL and account parameter names, and read access to both', () => {
+    const params = Object.fromEntries(ofType(json, 'AWS::SSM::Parameter').map(([id, p]) => [p.Properties.Name, id]));
+    const url = params['/tradeflow/ibkr-base-url'];
+    const account = params['/tradeflow/ibkr-account-id'];
+    assert.ok(url && account, JSON.stringify(params));
+    const statements = statementsByFunction(json);
+    for (const [name, vars] of Object.entries(envOf(json))) {
+      if (!(DEPLOY_ENV.ibkrParameter in vars)) continue;
+      assert.deepEqual(vars[DEPLOY_ENV.ibkrParameter], { Ref: url }, name);
+      assert.deepEqual(vars[DEPLOY_ENV.ibkrAccountParameter], { Ref: account }, name);
+      const read = (id: string) => statements.get(name)!.some((s) => referencedIds(s.Resource).has(id)
+        || JSON.stringify(s.Resource).includes(id));
+      assert.ok(read(url) && read(account), name);
+    }
+  });
+
+  it('stores the gateway URL and account given as context, placeholders otherwise', () => {
+    const given = synth(resources, { ibkrBaseUrl: 'https://gw.internal:5000/v1/api', ibkrAccountId: 'U7654321' }).template;
+    given.hasResourceProperties('AWS::SSM::Parameter', { Name: '/tradeflow/ibkr-account-id', Value: 'U7654321' });
+    given.hasResourceProperties('AWS::SSM::Parameter', { Name: '/tradeflow/ibkr-base-url', Value: 'https://gw.internal:5000/v1/api' });
+    template.hasResourceProperties('AWS::SSM::Parameter', { Name: '/tradeflow/ibkr-account-id', Value: 'not-configured' });
+  });
+
+  it('overrides resources.json env values only for known names, for the functions that list them', () => {
+    const vars = envOf(synth(resources, { envOverrides: { ORDER_MAX_POLLS: '20' } }).json);
+    for (const f of resources.functions) {
+      assert.equal(vars[f.name].ORDER_MAX_POLLS, (f.env ?? []).includes('ORDER_MAX_POLLS') ? '20' : undefined, f.name);
     }
     assert.throws(() => synth(resources, { envOverrides: { NOT_A_NAME: 'x' } }), /NOT_A_NAME/);
   });

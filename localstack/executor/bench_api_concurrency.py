@@ -90,7 +90,7 @@ def main() -> int:
     p.add_argument("--n", type=int, default=30)
     p.add_argument("--path", default="lineage/recent")
     args = p.parse_args()
-    api, key = os.environ.get("TRADEFLOW_API_URL"), os.environ.get("API_KEY")
+    api, key = os.environ.get("TRADEFLOW_API_URL"), os.environ.get("TRADEFLOW_API_KEY")
     if not api or not key:
         raise SystemExit("source localstack/env.sh first")
     port = free_port()

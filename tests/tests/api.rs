@@ -57,9 +57,59 @@ fn field(body: &Value) -> &str {
     body["field"].as_str().unwrap_or_default()
 }
 
+/// Logs in as the viewer does (`?key=`) and returns the `Set-Cookie` header.
+async fn viewer_login(api: &Api) -> String {
+    let login = api
+        .http
+        .get(api.url(&format!("viewer?key={}", api.key)))
+        .send()
+        .await
+        .expect("api reachable");
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    login.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii cookie")
+        .to_string()
+}
+
+#[tokio::test]
+async fn the_viewer_login_sets_a_signed_secure_session_cookie_not_the_key() {
+    let api = Api::from_env();
+
+    let set_cookie = viewer_login(&api).await;
+    let session = set_cookie.split(';').next().unwrap();
+    let with_session = api
+        .http
+        .get(api.url("viewer"))
+        .header("cookie", session)
+        .send()
+        .await
+        .unwrap();
+    let with_raw_key = api
+        .http
+        .get(api.url("viewer"))
+        .header("cookie", format!("tf_session={}", api.key))
+        .send()
+        .await
+        .unwrap();
+
+    assert!(session.starts_with("tf_session="), "{set_cookie}");
+    assert!(!set_cookie.contains(&api.key), "{set_cookie}");
+    for attr in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(
+            set_cookie.split("; ").any(|a| a == attr),
+            "{attr} in {set_cookie}"
+        );
+    }
+    assert_eq!(with_session.status(), StatusCode::OK);
+    assert_eq!(with_raw_key.status(), StatusCode::UNAUTHORIZED);
+}
+
 #[tokio::test]
 async fn every_route_refuses_requests_without_the_api_key() {
     let api = Api::from_env();
+    let set_cookie = viewer_login(&api).await;
+    let session = set_cookie.split(';').next().unwrap();
 
     for (method, path) in ROUTES {
         let m: Method = method.parse().unwrap();
@@ -79,10 +129,7 @@ async fn every_route_refuses_requests_without_the_api_key() {
             .send()
             .await
             .unwrap();
-        let cookie_post = api
-            .http
-            .request(m.clone(), &url)
-            .header("cookie", format!("tf_key={}", api.key));
+        let cookie_post = api.http.request(m.clone(), &url).header("cookie", session);
         let cookie_post = cookie_post.send().await.unwrap();
 
         assert_eq!(

@@ -10,38 +10,50 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use serde_json::Value;
 use tradeflow_adapters::Deps;
-use tradeflow_adapters::config::Secret;
+use tradeflow_adapters::config::{self, ConfigError};
 use tradeflow_adapters::schedules::Schedules;
 use tradeflow_adapters::store::Store;
 
-use crate::auth::{self, COOKIE};
+use crate::auth::{self, Keys};
 use crate::error::ApiError;
 use crate::{catalog, lineage_api, strategies, trading, viewer};
 
 /// Settings of the API beyond the shared `Config`.
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
-    pub api_key: Secret,
+    /// The API key (from Secrets Manager, read once per container) and the viewer's
+    /// session key derived from it.
+    pub keys: Keys,
     /// Role EventBridge assumes to start the state machine.
     pub events_role_arn: String,
     pub state_machine_arn: String,
 }
 
 impl ApiSettings {
-    /// Reads `API_KEY` and `EVENTS_ROLE_ARN` (names from infra/).
+    /// Reads the API key from the secret `API_KEY_SECRET_ARN` names, and the names
+    /// `EVENTS_ROLE_ARN` and `STATE_MACHINE_ARN` from the configuration.
     ///
     /// # Errors
-    /// A missing variable: the API refuses to start without a key.
-    pub fn from_env(deps: &Deps) -> Result<Self, String> {
-        let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
+    /// A missing name or an unreadable secret: the API refuses to start without a key.
+    pub async fn load(
+        deps: &Deps,
+        secrets: &aws_sdk_secretsmanager::Client,
+    ) -> Result<Self, ConfigError> {
+        let c = &deps.config;
+        let secret = c
+            .api_key_secret_arn
+            .as_deref()
+            .ok_or(ConfigError::Missing("API_KEY_SECRET_ARN"))?;
         Ok(Self {
-            api_key: Secret::new(var("API_KEY").ok_or("API_KEY is not set")?),
-            events_role_arn: var("EVENTS_ROLE_ARN").ok_or("EVENTS_ROLE_ARN is not set")?,
-            state_machine_arn: deps
-                .config
+            keys: Keys::new(config::read_secret(secrets, secret).await?),
+            events_role_arn: c
+                .events_role_arn
+                .clone()
+                .ok_or(ConfigError::Missing("EVENTS_ROLE_ARN"))?,
+            state_machine_arn: c
                 .state_machine_arn
                 .clone()
-                .ok_or("STATE_MACHINE_ARN is not set")?,
+                .ok_or(ConfigError::Missing("STATE_MACHINE_ARN"))?,
         })
     }
 }
@@ -177,14 +189,14 @@ impl App {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let is_viewer = segs.first().is_some_and(|s| s == "viewer");
-
+        let now = Utc::now();
         if is_viewer
             && method == Method::GET
             && let Some(key) = query.get("key")
         {
-            return self.viewer_login(req.uri().path(), &segs, key);
+            return self.viewer_login(req.uri().path(), &segs, key, now);
         }
-        if auth::authenticate(&self.settings.api_key, &method, req.headers()).is_none() {
+        if auth::authenticate(&self.settings.keys, &method, req.headers(), now).is_none() {
             tracing::info!(%method, path = %req.uri().path(), "unauthenticated request refused");
             return self.error(is_viewer, &ApiError::Unauthorized);
         }
@@ -194,7 +206,7 @@ impl App {
             segs,
             query,
             body: req.body().as_ref(),
-            now: Utc::now(),
+            now,
             root,
         };
         match self.route(&r).await {
@@ -226,10 +238,16 @@ impl App {
         r
     }
 
-    /// `/viewer…?key=K`: a valid key becomes an HttpOnly cookie and the browser is
-    /// sent to the same page without the key in its address.
-    fn viewer_login(&self, raw_path: &str, segs: &[String], key: &str) -> Response<Body> {
-        if !auth::is_key(&self.settings.api_key, key) {
+    /// `/viewer…?key=K`: a valid key becomes a signed session cookie (not the key)
+    /// and the browser is sent to the same page without the key in its address.
+    fn viewer_login(
+        &self,
+        raw_path: &str,
+        segs: &[String],
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Response<Body> {
+        if !self.settings.keys.is_key(key) {
             return self.error(true, &ApiError::Unauthorized);
         }
         // Relative to the page's own directory, so it works under any path prefix.
@@ -248,9 +266,7 @@ impl App {
         if let Ok(v) = HeaderValue::from_str(&location) {
             h.insert(header::LOCATION, v);
         }
-        if let Ok(v) = HeaderValue::from_str(&format!(
-            "{COOKIE}={key}; Path=/; HttpOnly; SameSite=Lax; Max-Age=43200"
-        )) {
+        if let Ok(v) = HeaderValue::from_str(&self.settings.keys.login_cookie(now)) {
             h.insert(header::SET_COOKIE, v);
         }
         r

@@ -1,5 +1,5 @@
 //! api: tradeflow's HTTP API and lineage viewer, one `lambda_http` function behind
-//! API Gateway (or `cargo lambda watch` at `/lambda-url/api/…` locally).
+//! API Gateway's HTTP API (locally: the HTTP front of localstack/executor).
 
 mod app;
 mod auth;
@@ -25,9 +25,9 @@ use crate::app::{ApiSettings, App};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    let deps = Deps::from_env().await?;
-    let settings = ApiSettings::from_env(&deps)?;
+    let deps = Deps::for_function("api").await?;
     let sdk = aws_config::load_from_env().await;
+    let settings = ApiSettings::load(&deps, &aws_sdk_secretsmanager::Client::new(&sdk)).await?;
     let schedules = Schedules {
         events: aws_sdk_eventbridge::Client::new(&sdk),
         prefix: deps.config.rule_prefix.clone(),

@@ -21,7 +21,7 @@ async fn handle(
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     tradeflow_adapters::telemetry::init();
-    let deps = Deps::from_env().await?;
+    let deps = Deps::for_function("position-monitor").await?;
     let ibkr = deps.ibkr()?;
     lambda_runtime::run(service_fn(|ev| handle(ev, &deps, &ibkr))).await
 }

@@ -43,7 +43,7 @@ async fn handle(
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     tradeflow_adapters::telemetry::init();
-    let deps = Deps::from_env().await?;
+    let deps = Deps::for_function("session-keepalive").await?;
     let ibkr = deps.ibkr()?;
     let store = deps.store();
     lambda_runtime::run(service_fn(|ev| handle(ev, &ibkr, &store))).await

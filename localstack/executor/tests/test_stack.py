@@ -185,7 +185,7 @@ class ApiConcurrencyTest(unittest.TestCase):
         api = os.environ.get("TRADEFLOW_API_URL")
         if not api:
             raise AssertionError("no TRADEFLOW_API_URL: source localstack/env.sh")
-        req = urllib.request.Request(f"{api}/{path}", headers={"x-api-key": os.environ["API_KEY"]})
+        req = urllib.request.Request(f"{api}/{path}", headers={"x-api-key": os.environ["TRADEFLOW_API_KEY"]})
         t0 = time.monotonic()
         with urllib.request.urlopen(req, timeout=60) as r:
             r.read()

@@ -14,13 +14,31 @@ pub struct Deps {
 }
 
 impl Deps {
-    /// Loads config and SDK clients.
+    /// Loads the configuration of every function and SDK clients: for tools and
+    /// tests (a function calls [`Deps::for_function`]).
     ///
     /// # Errors
     /// Missing configuration.
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let config = Config::from_env()?;
+        Self::load(Config::from_env()?).await
+    }
+
+    /// Loads `function`'s configuration (only the variables it declares), reads the
+    /// gateway's URL and account from SSM when deployed, refuses on AWS a gateway it
+    /// must not reach, and builds the SDK clients. Once per cold start.
+    ///
+    /// # Errors
+    /// Missing or invalid configuration, an unreadable parameter, a refused gateway.
+    pub async fn for_function(function: &str) -> Result<Self, ConfigError> {
+        Self::load(Config::for_function(function)?).await
+    }
+
+    async fn load(mut config: Config) -> Result<Self, ConfigError> {
         let sdk = aws_config::load_from_env().await;
+        config
+            .resolve_gateway(&aws_sdk_ssm::Client::new(&sdk))
+            .await?;
+        config.check_gateway()?;
         Ok(Self::new(config, &sdk))
     }
 

@@ -264,6 +264,12 @@ where
     result.map_err(StepFailure)
 }
 
+/// The Lambda function that runs `step` (`place_order` runs in `place-order`).
+#[must_use]
+pub fn function_name(step: Step) -> String {
+    step.name().replace('_', "-")
+}
+
 /// Runs a step function's Lambda loop: telemetry, dependencies once per cold start,
 /// then `run_step` per invocation.
 ///
@@ -277,7 +283,7 @@ where
     Fut: Future<Output = Result<O, StepError>>,
 {
     crate::telemetry::init();
-    let deps = std::sync::Arc::new(Deps::from_env().await?);
+    let deps = std::sync::Arc::new(Deps::for_function(&function_name(step)).await?);
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: LambdaEvent<Value>| {
             let deps = deps.clone();
@@ -295,6 +301,17 @@ where
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn every_step_runs_in_a_function_with_a_configuration_contract() {
+        for step in Step::ALL {
+            let name = function_name(step);
+            assert!(
+                crate::config::function_env(&name).is_some(),
+                "{name} is not in config::FUNCTIONS"
+            );
+        }
+    }
 
     #[test]
     fn check_order_passes_are_numbered_from_the_previous_poll() {

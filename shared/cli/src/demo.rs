@@ -135,7 +135,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     println!("\nviewer: {}", viewer_url(&name));
     println!(
-        "        (first visit: append ?key=<API_KEY from localstack/env.sh>; it is kept in a cookie)"
+        "        (first visit: append ?key=$TRADEFLOW_API_KEY from localstack/env.sh; a session cookie keeps you in)"
     );
     if done.status != "SUCCEEDED" {
         bail!(

@@ -1,7 +1,7 @@
 //! A small client for the API function as the local stack serves it: behind the
 //! HTTP API front at `$TRADEFLOW_API_URL` (payload format 2.0, as API Gateway's HTTP
-//! API on AWS), shared by the API and browser tests. The key is `API_KEY` from
-//! `localstack/env.sh`.
+//! API on AWS), shared by the API and browser tests. The key is
+//! `TRADEFLOW_API_KEY` from `localstack/env.sh` (the local stack's secret's value).
 
 #![allow(dead_code)]
 
@@ -22,7 +22,8 @@ impl Api {
     pub fn from_env() -> Self {
         let base = std::env::var("TRADEFLOW_API_URL")
             .expect("no local stack: run `localstack/up.sh && source localstack/env.sh` first");
-        let key = std::env::var("API_KEY").expect("API_KEY (source localstack/env.sh)");
+        let key = std::env::var("TRADEFLOW_API_KEY")
+            .expect("TRADEFLOW_API_KEY (source localstack/env.sh)");
         Self {
             base,
             key,
