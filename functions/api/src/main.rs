@@ -29,7 +29,7 @@ async fn main() -> Result<(), Error> {
     let settings = ApiSettings::from_env(&deps)?;
     let sdk = aws_config::load_from_env().await;
     let schedules = Schedules {
-        events: aws_sdk_eventbridge::Client::new(&sdk),
+        events: tradeflow_adapters::aws::eventbridge_client(&sdk),
         prefix: deps.config.rule_prefix.clone(),
         bus: deps.config.event_bus_name.clone(),
         state_machine_arn: settings.state_machine_arn.clone(),
@@ -37,7 +37,7 @@ async fn main() -> Result<(), Error> {
     };
     let app = Arc::new(App {
         store: deps.store(),
-        sfn: aws_sdk_sfn::Client::new(&sdk),
+        sfn: tradeflow_adapters::aws::sfn_client(&sdk),
         views: viewer::environment()?,
         schedules,
         settings,
