@@ -12,7 +12,9 @@
 # Idempotent: if everything is already up it says so and exits 0.
 # TRADEFLOW_LAMBDAS=0 builds only the fake gateway (AWS side only; functions get placeholder code).
 # Stop with localstack/down.sh. Logs and pid files: $TRADEFLOW_STATE
-# (default ~/.cache/tradeflow/state); each function's output: $TRADEFLOW_STATE/lambda/<name>.log.
+# (default ~/.cache/tradeflow/state); each function's output: $TRADEFLOW_STATE/lambda/<name>.log;
+# each function's AWS calls (with the IAM actions they need, for infra/local/iam_check.py):
+# $TRADEFLOW_STATE/aws-calls/<name>.jsonl, emptied whenever LocalStack starts.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -79,6 +81,8 @@ info.mkdir()
     for group, eps in project["entry-points"].items()))
 PY
   mkdir -p "$STATE/lambda"
+  # A fresh LocalStack, fresh records: iam_check.py judges what this stack's functions did.
+  rm -rf "$STATE/aws-calls"; mkdir -p "$STATE/aws-calls"
   # cwd = $STATE: from the repo root, python would treat our localstack/ folder
   # as part of the `localstack` namespace package.
   start_bg localstack "$STATE" env \
@@ -93,6 +97,7 @@ PY
     SKIP_SSL_CERT_DOWNLOAD=1 \
     LAMBDA_RUNTIME_EXECUTOR=tradeflow \
     TRADEFLOW_LAMBDA_LOG_DIR="$STATE/lambda" \
+    TRADEFLOW_AWS_CALL_LOG="$STATE/aws-calls" \
     LAMBDA_LIMITS_CONCURRENT_EXECUTIONS="${TRADEFLOW_LAMBDA_CONCURRENCY:-50}" \
     LAMBDA_LIMITS_MINIMUM_UNRESERVED_CONCURRENCY=10 \
     "$LS_VENV/bin/python" -m localstack.runtime.main

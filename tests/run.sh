@@ -44,6 +44,7 @@ cargo test --locked -p tradeflow-adapters --test env_contract -- --ignored --noc
 
 step "template changes for LocalStack, on the synthesized templates"
 python3 -m unittest discover -s infra/local -p 'test_transform.py'
+python3 -m unittest discover -s infra/local -p 'test_iam_check.py'
 
 step "integration tests on the local stack"
 started_here=0
@@ -60,6 +61,12 @@ cargo test --locked -p tradeflow-integration-tests -- --test-threads 4
 # Adapter tests that need LocalStack's DynamoDB (symbol cache, keep-alive state);
 # ignored in the unit run above, run here against the stack.
 cargo test --locked -p tradeflow-adapters --test ibkr_symbols --test lease --test gateway_discipline -- --ignored
+
+step "IAM: every AWS call the functions made, against their policies in the synthesized template"
+# Recorded by the local stack ($TRADEFLOW_STATE/aws-calls, emptied when LocalStack starts);
+# the template is the one infra/check.sh synthesized above (infra/cdk.out).
+python3 infra/local/iam_check.py --template infra/cdk.out/TradeflowStack.template.json \
+  --calls "$TRADEFLOW_STATE/aws-calls"
 
 step "local Lambda runtime in the stack: instances, environment, timeout, crash, API concurrency"
 "$LS_PY" -m unittest discover -s localstack/executor/tests -p 'test_stack.py'

@@ -7,11 +7,20 @@
 // events (OrderFilled, PositionClosed) to EventBridge; IBKR callers read the gateway URL and account
 // parameters; only the api function reads the API key secret.
 
+/** DynamoDB item actions a function may call on a table. Query and Scan also cover the table's indexes. */
+export type TableAction =
+  | 'GetItem' | 'Query' | 'Scan' | 'BatchGetItem' | 'ConditionCheckItem'
+  | 'PutItem' | 'UpdateItem' | 'DeleteItem' | 'BatchWriteItem';
+
+export const WRITE_ACTIONS: ReadonlySet<TableAction> = new Set(['PutItem', 'UpdateItem', 'DeleteItem', 'BatchWriteItem']);
+
 export interface FunctionPermissions {
-  /** Tables read only (GetItem/Query/Scan/BatchGet), by resources.json name. */
-  read?: string[];
-  /** Tables read and written. */
-  readWrite?: string[];
+  /**
+   * Tables by resources.json name, and the actions the function calls on each: what the AWS
+   * calls recorded during the integration suite need (infra/local/iam_check.py proves it).
+   * A transaction needs the per-item action (PutItem, UpdateItem, DeleteItem, ConditionCheckItem).
+   */
+  tables?: Record<string, TableAction[]>;
   /** Charts bucket access. "write" = PutObject only (lineage payload spill). */
   bucket?: 'read' | 'write' | 'readWrite';
   /** events:PutEvents on the EVENT_BUS_NAME bus only. */
@@ -34,75 +43,127 @@ export interface FunctionPermissions {
 const LINEAGE = 'tradeflow-lineage';
 // Every IBKR caller keeps the gateway-wide discipline (pacing, order window) in this table.
 const GATEWAY = 'tradeflow-gateway';
+// Every workflow step writes its own lineage item (conditional put) and re-reads it on a retry.
+const STEP_LINEAGE: Record<string, TableAction[]> = { [LINEAGE]: ['GetItem', 'PutItem'] };
+// The discipline: a conditional put of the gateway item, then updates of its slots.
+const DISCIPLINE: TableAction[] = ['GetItem', 'PutItem', 'UpdateItem'];
 
 export const PERMISSIONS: Record<string, FunctionPermissions> = {
   'load-strategy': {
-    read: ['tradeflow-strategies'],
-    readWrite: ['tradeflow-ticks', 'tradeflow-executions', LINEAGE],
+    tables: {
+      'tradeflow-strategies': ['GetItem'],
+      // The tick claim (one execution per strategy and second) and the execution's record.
+      'tradeflow-ticks': ['GetItem', 'PutItem'],
+      'tradeflow-executions': ['PutItem'],
+      ...STEP_LINEAGE,
+    },
     bucket: 'write',
   },
   'fetch-market-data': {
-    readWrite: ['tradeflow-symbols', LINEAGE, GATEWAY],
+    tables: { ...STEP_LINEAGE, [GATEWAY]: DISCIPLINE },
     bucket: 'readWrite',
     ibkr: true,
   },
-  'compute-indicators': { readWrite: [LINEAGE], bucket: 'readWrite' },
-  'render-charts': { readWrite: [LINEAGE], bucket: 'readWrite' },
+  'compute-indicators': { tables: STEP_LINEAGE, bucket: 'readWrite' },
+  'render-charts': { tables: STEP_LINEAGE, bucket: 'readWrite' },
   'analyze-chart': {
-    read: ['tradeflow-prompts', 'tradeflow-positions'],
-    readWrite: [LINEAGE],
+    tables: {
+      'tradeflow-prompts': ['GetItem', 'Query'],
+      'tradeflow-positions': ['GetItem'],
+      ...STEP_LINEAGE,
+    },
     bucket: 'readWrite',
     llmSecret: true,
     bedrock: true,
   },
-  'parse-signal': { readWrite: [LINEAGE], bucket: 'readWrite' },
+  'parse-signal': { tables: STEP_LINEAGE, bucket: 'readWrite' },
   'place-order': {
-    read: ['tradeflow-portfolio', 'tradeflow-trades'],
-    // Positions: entry/exit claims, contract claims and the account item (issue 12).
-    readWrite: ['tradeflow-orders', 'tradeflow-positions', LINEAGE, GATEWAY],
+    tables: {
+      // Order intents (and the release of a failed one), entry/exit and contract claims on
+      // positions inside transactions (issue 12), the closed trades of the day (by_closed).
+      'tradeflow-orders': ['GetItem', 'PutItem', 'DeleteItem'],
+      'tradeflow-positions': ['GetItem', 'Query', 'PutItem', 'UpdateItem'],
+      'tradeflow-trades': ['Query'],
+      ...STEP_LINEAGE,
+      [GATEWAY]: DISCIPLINE,
+    },
     bucket: 'write',
     ibkr: true,
   },
   'check-order': {
-    // A fill commits order, position, trade and the account's day in one transaction.
-    readWrite: ['tradeflow-orders', 'tradeflow-positions', 'tradeflow-trades', LINEAGE, GATEWAY],
+    tables: {
+      // A fill commits order, position, trade and the account's day in one transaction (the
+      // books code position-monitor shares: a closing fill also deletes the position claim,
+      // checks the account item and puts the trade; the suite's check-order calls recorded
+      // only opening fills).
+      'tradeflow-orders': ['GetItem', 'PutItem'],
+      'tradeflow-positions': ['GetItem', 'Query', 'PutItem', 'UpdateItem', 'DeleteItem', 'ConditionCheckItem'],
+      'tradeflow-trades': ['Query', 'PutItem'],
+      ...STEP_LINEAGE,
+      [GATEWAY]: DISCIPLINE,
+    },
     bucket: 'write',
     ibkr: true,
     putEvents: true,
   },
   'update-portfolio': {
-    readWrite: ['tradeflow-orders', 'tradeflow-positions', 'tradeflow-trades', 'tradeflow-portfolio', LINEAGE, GATEWAY],
+    tables: {
+      'tradeflow-portfolio': ['Query', 'PutItem'],
+      'tradeflow-positions': ['Query'],
+      'tradeflow-trades': ['Query'],
+      ...STEP_LINEAGE,
+      [GATEWAY]: DISCIPLINE,
+    },
     bucket: 'write',
     ibkr: true,
     putEvents: true,
   },
-  'record-execution': { readWrite: ['tradeflow-executions', LINEAGE], bucket: 'write' },
-  'record-failure': { readWrite: ['tradeflow-executions', LINEAGE], bucket: 'write' },
+  'record-execution': {
+    tables: { 'tradeflow-executions': ['UpdateItem'], ...STEP_LINEAGE },
+    bucket: 'write',
+  },
+  // Reads the execution's lineage to name the failed step.
+  'record-failure': {
+    tables: { 'tradeflow-executions': ['UpdateItem'], [LINEAGE]: ['GetItem', 'PutItem', 'Query'] },
+    bucket: 'write',
+  },
 
   // Functions outside the workflow (issues 3, 6, 7); they get deployed as soon as resources.json lists them.
   api: {
-    read: [
-      'tradeflow-executions',
-      LINEAGE,
-      'tradeflow-orders',
-      'tradeflow-positions',
-      'tradeflow-trades',
-      'tradeflow-portfolio',
-    ],
-    // Ticks: a manual run's claim of its second.
-    readWrite: ['tradeflow-strategies', 'tradeflow-prompts', 'tradeflow-symbols', 'tradeflow-ticks', GATEWAY],
+    tables: {
+      'tradeflow-executions': ['GetItem', 'Query', 'Scan'],
+      [LINEAGE]: ['GetItem', 'Query'],
+      'tradeflow-orders': ['GetItem', 'Query', 'Scan'],
+      'tradeflow-positions': ['Query', 'Scan'],
+      'tradeflow-trades': ['Query', 'Scan'],
+      'tradeflow-portfolio': ['Query', 'Scan'],
+      'tradeflow-strategies': ['GetItem', 'Scan', 'PutItem', 'DeleteItem'],
+      'tradeflow-prompts': ['GetItem', 'Query', 'Scan', 'PutItem', 'DeleteItem'],
+      // The symbol search cache; ticks: a manual run's claim of its second.
+      'tradeflow-symbols': ['GetItem', 'PutItem'],
+      'tradeflow-ticks': ['PutItem'],
+      [GATEWAY]: DISCIPLINE,
+    },
     bucket: 'read',
     ibkr: true,
     apiKeySecret: true,
     schedules: true,
   },
   'position-monitor': {
-    read: ['tradeflow-strategies', 'tradeflow-portfolio'],
-    // Lineage: the reconciler records each run that changed or found something.
-    readWrite: ['tradeflow-positions', 'tradeflow-orders', 'tradeflow-trades', LINEAGE, GATEWAY],
+    tables: {
+      'tradeflow-strategies': ['GetItem'],
+      // The reconciler: working and commission-pending orders, positions closed in a
+      // transaction with their trade, the runs that changed or found something in lineage.
+      'tradeflow-orders': ['GetItem', 'Query', 'PutItem', 'DeleteItem'],
+      'tradeflow-positions': ['GetItem', 'Query', 'Scan', 'PutItem', 'UpdateItem', 'DeleteItem', 'ConditionCheckItem'],
+      'tradeflow-trades': ['Query', 'PutItem'],
+      [LINEAGE]: ['PutItem'],
+      [GATEWAY]: DISCIPLINE,
+    },
     bucket: 'write',
     ibkr: true,
     putEvents: true,
   },
-  'session-keepalive': { readWrite: [GATEWAY], ibkr: true },
+  // The brokerage session state lives in the symbols table (the keep-alive's item).
+  'session-keepalive': { tables: { 'tradeflow-symbols': ['PutItem'], [GATEWAY]: DISCIPLINE }, ibkr: true },
 };

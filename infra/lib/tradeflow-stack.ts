@@ -110,6 +110,8 @@ const LAMBDA_SKIPS = {
 export class TradeflowStack extends Stack {
   readonly functions: Record<string, lambda.Function> = {};
   readonly tables: Record<string, dynamodb.Table> = {};
+  /** Number of global secondary indexes per table name (index ARNs are granted only where there are some). */
+  private readonly tableIndexes: Record<string, number> = {};
   readonly bucket: s3.Bucket;
   readonly stateMachine: sfn.StateMachine;
   readonly eventsRole: iam.Role;
@@ -148,6 +150,7 @@ export class TradeflowStack extends Stack {
         CKV_AWS_119: 'encrypted with the AWS-managed DynamoDB KMS key; a customer-managed key adds cost and key administration without a requirement for it',
       });
       this.tables[t.name] = table;
+      this.tableIndexes[t.name] = (t.gsis ?? []).length;
     }
 
     this.bucket = new s3.Bucket(this, 'ChartsBucket', {
@@ -392,8 +395,20 @@ export class TradeflowStack extends Stack {
       if (!t) throw new Error(`permissions for ${fn.node.id}: no table ${name} in resources.json`);
       return t;
     };
-    for (const name of p.read ?? []) table(name).grantReadData(fn);
-    for (const name of p.readWrite ?? []) table(name).grantReadWriteData(fn);
+    for (const [name, actions] of Object.entries(p.tables ?? {})) {
+      const t = table(name);
+      const onIndexes = actions.filter((a) => a === 'Query' || a === 'Scan');
+      fn.addToRolePolicy(new iam.PolicyStatement({
+        actions: actions.map((a) => `dynamodb:${a}`),
+        resources: [t.tableArn],
+      }));
+      if (onIndexes.length && (this.tableIndexes[name] ?? 0) > 0) {
+        fn.addToRolePolicy(new iam.PolicyStatement({
+          actions: onIndexes.map((a) => `dynamodb:${a}`),
+          resources: [`${t.tableArn}/index/*`],
+        }));
+      }
+    }
     if (p.bucket === 'read') this.bucket.grantRead(fn);
     if (p.bucket === 'write') this.bucket.grantPut(fn);
     if (p.bucket === 'readWrite') this.bucket.grantReadWrite(fn);

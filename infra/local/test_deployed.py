@@ -32,6 +32,8 @@ LAMBDA_INJECTED = {
     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_LAMBDA_RUNTIME_API",
     "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR", "TZ", "LANG", "PATH", "AWS_XRAY_CONTEXT_MISSING",
     "AWS_XRAY_DAEMON_ADDRESS", "_AWS_XRAY_DAEMON_ADDRESS", "_AWS_XRAY_DAEMON_PORT", "AWS_ENDPOINT_URL",
+    # The local runtime's AWS call recording (localstack/executor plugin.py, for iam_check.py).
+    "TRADEFLOW_AWS_CALL_LOG", "TRADEFLOW_AWS_CALL_ACCOUNT",
 }
 STEPS = ["load_strategy", "fetch_market_data", "compute_indicators", "render_charts", "analyze_chart",
          "parse_signal", "place_order", "update_portfolio", "record_execution"]

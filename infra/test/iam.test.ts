@@ -1,7 +1,7 @@
 // Least privilege: every grant names a specific table, bucket, bus, rule prefix, parameter or secret.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { PERMISSIONS } from '../lib/permissions';
+import { PERMISSIONS, WRITE_ACTIONS, type TableAction } from '../lib/permissions';
 import {
   asArray, ofType, previewResources, referencedIds, resources, statementsByFunction, synth,
 } from './helpers';
@@ -59,11 +59,32 @@ for (const [label, r] of [['TradeflowStack', resources], ['with api/schedule fun
           return [...ids].sort();
         };
         const ids = (names: string[]) => names.map((n) => tableIdByName.get(n) as string).sort();
-        assert.deepEqual(touched('dynamodb:', false), ids([...(p.read ?? []), ...(p.readWrite ?? [])]), `${f.name} tables`);
-        assert.deepEqual(touched('dynamodb:', true), ids(p.readWrite ?? []), `${f.name} writable tables`);
+        const tables = Object.entries(p.tables ?? {});
+        const writable = tables.filter(([, a]) => a.some((x) => WRITE_ACTIONS.has(x))).map(([n]) => n);
+        assert.deepEqual(touched('dynamodb:', false), ids(tables.map(([n]) => n)), `${f.name} tables`);
+        assert.deepEqual(touched('dynamodb:', true), ids(writable), `${f.name} writable tables`);
         assert.deepEqual(touched('s3:', false), p.bucket ? [bucketId] : [], `${f.name} bucket`);
         const writesBucket = touched('s3:', true).length > 0;
         assert.equal(writesBucket, p.bucket === 'write' || p.bucket === 'readWrite', `${f.name} bucket writes`);
+      }
+    });
+
+    it('grants on each table exactly the actions permissions.ts lists, on indexes only Query and Scan', () => {
+      for (const f of r.functions) {
+        for (const [name, actions] of Object.entries(PERMISSIONS[f.name]?.tables ?? {})) {
+          const id = tableIdByName.get(name) as string;
+          const onTable = new Set<string>();
+          const onIndexes = new Set<string>();
+          for (const s of byFn.get(f.name) ?? []) {
+            const dynamo = (asArray(s.Action) as string[]).filter((a) => a.startsWith('dynamodb:'));
+            if (!dynamo.length || !referencedIds(s.Resource).has(id)) continue;
+            const index = JSON.stringify(s.Resource).includes('/index/*');
+            dynamo.forEach((a) => (index ? onIndexes : onTable).add(a));
+          }
+          const want = (xs: TableAction[]) => xs.map((a) => `dynamodb:${a}`).sort();
+          assert.deepEqual([...onTable].sort(), want(actions), `${f.name} on ${name}`);
+          for (const a of onIndexes) assert.ok(a === 'dynamodb:Query' || a === 'dynamodb:Scan', `${f.name}: ${a} on ${name} indexes`);
+        }
       }
     });
 

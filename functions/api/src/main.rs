@@ -27,9 +27,10 @@ async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let deps = Deps::for_function("api").await?;
     let sdk = aws_config::load_from_env().await;
-    let settings = ApiSettings::load(&deps, &aws_sdk_secretsmanager::Client::new(&sdk)).await?;
+    let settings =
+        ApiSettings::load(&deps, &tradeflow_adapters::aws::secretsmanager_client(&sdk)).await?;
     let schedules = Schedules {
-        events: aws_sdk_eventbridge::Client::new(&sdk),
+        events: tradeflow_adapters::aws::eventbridge_client(&sdk),
         prefix: deps.config.rule_prefix.clone(),
         bus: deps.config.event_bus_name.clone(),
         state_machine_arn: settings.state_machine_arn.clone(),
@@ -37,7 +38,7 @@ async fn main() -> Result<(), Error> {
     };
     let app = Arc::new(App {
         store: deps.store(),
-        sfn: aws_sdk_sfn::Client::new(&sdk),
+        sfn: tradeflow_adapters::aws::sfn_client(&sdk),
         views: viewer::environment()?,
         schedules,
         settings,

@@ -38,6 +38,8 @@ LAMBDA_INJECTED = {
     "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR", "TZ", "LANG", "PATH", "AWS_XRAY_CONTEXT_MISSING",
     "AWS_XRAY_DAEMON_ADDRESS", "_AWS_XRAY_DAEMON_ADDRESS", "_AWS_XRAY_DAEMON_PORT", "_X_AMZN_TRACE_ID",
     "AWS_ENDPOINT_URL",
+    # The local runtime's AWS call recording (plugin.py, for infra/local/iam_check.py).
+    "TRADEFLOW_AWS_CALL_LOG", "TRADEFLOW_AWS_CALL_ACCOUNT",
 }
 # Set by the Python interpreter of the fixture itself, not by the runtime.
 INTERPRETER_ENV = {"LC_CTYPE"}

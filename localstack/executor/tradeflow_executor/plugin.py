@@ -67,6 +67,19 @@ def process_environment(env_vars: dict, configured: dict[str, str], runtime: str
     return env
 
 
+def call_log_environment(account: str, region: str, base: str | None) -> dict[str, str]:
+    """What a function needs to record its AWS calls (shared/adapters/src/aws_calls.rs)
+    when this process has TRADEFLOW_AWS_CALL_LOG: the directory (other accounts and
+    regions in a subfolder, as the logs) and the account the function runs in, which
+    its SDK credentials do not say. Nothing when recording is off."""
+    if not base:
+        return {}
+    folder = Path(base)
+    if (account, region) != ("000000000000", "us-east-1"):
+        folder = folder / f"{account}-{region}"
+    return {"TRADEFLOW_AWS_CALL_LOG": str(folder), "TRADEFLOW_AWS_CALL_ACCOUNT": account}
+
+
 class _LogFile:
     """Appends every function's output to $TRADEFLOW_LAMBDA_LOG_DIR/<function>.log
     (other accounts and regions in a subfolder), prefixed with the environment id."""
@@ -124,10 +137,13 @@ class TradeflowRuntimeExecutor(RuntimeExecutor):
         if config.code is None:
             raise RuntimeError(f"{self.function_version.qualified_arn}: image functions are not supported locally")
         code_dir = Path(config.code.get_unzipped_code_location())
+        fid = self.function_version.id
+        env = process_environment(env_vars, config.environment or {}, config.runtime, code_dir)
+        env.update(call_log_environment(fid.account, fid.region, os.environ.get("TRADEFLOW_AWS_CALL_LOG")))
         self.sandbox = Sandbox(
-            name=self.function_version.id.function_name,
+            name=fid.function_name,
             code_dir=code_dir,
-            env=process_environment(env_vars, config.environment or {}, config.runtime, code_dir),
+            env=env,
             timeout_s=config.timeout,
             memory_mb=config.memory_size,
             architecture=(config.architectures or ["x86_64"])[0],

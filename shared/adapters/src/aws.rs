@@ -1,6 +1,7 @@
 //! AWS client construction, in one place. `aws_config` honours `AWS_ENDPOINT_URL`, so
 //! the same binary talks to LocalStack or to AWS with no branches elsewhere.
 
+use crate::aws_calls::RecordCalls;
 use crate::config::{Config, ConfigError};
 
 /// The clients and configuration a function needs, built once per cold start.
@@ -35,9 +36,7 @@ impl Deps {
 
     async fn load(mut config: Config) -> Result<Self, ConfigError> {
         let sdk = aws_config::load_from_env().await;
-        config
-            .resolve_gateway(&aws_sdk_ssm::Client::new(&sdk))
-            .await?;
+        config.resolve_gateway(&ssm_client(&sdk)).await?;
         config.check_gateway()?;
         Ok(Self::new(config, &sdk))
     }
@@ -47,13 +46,59 @@ impl Deps {
             aws_sdk_s3::config::Builder::from(sdk)
                 // LocalStack serves buckets by path, not by virtual host.
                 .force_path_style(config.local_endpoint)
+                .record_calls()
                 .build(),
         );
         Self {
-            dynamo: aws_sdk_dynamodb::Client::new(sdk),
-            events: aws_sdk_eventbridge::Client::new(sdk),
+            dynamo: dynamodb_client(sdk),
+            events: eventbridge_client(sdk),
             s3,
             config,
         }
     }
+}
+
+/// A DynamoDB client (with the call recorder when `TRADEFLOW_AWS_CALL_LOG` is set).
+pub fn dynamodb_client(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(sdk)
+            .record_calls()
+            .build(),
+    )
+}
+
+/// An EventBridge client (with the call recorder when `TRADEFLOW_AWS_CALL_LOG` is set).
+pub fn eventbridge_client(sdk: &aws_config::SdkConfig) -> aws_sdk_eventbridge::Client {
+    aws_sdk_eventbridge::Client::from_conf(
+        aws_sdk_eventbridge::config::Builder::from(sdk)
+            .record_calls()
+            .build(),
+    )
+}
+
+/// A Step Functions client (with the call recorder when `TRADEFLOW_AWS_CALL_LOG` is set).
+pub fn sfn_client(sdk: &aws_config::SdkConfig) -> aws_sdk_sfn::Client {
+    aws_sdk_sfn::Client::from_conf(
+        aws_sdk_sfn::config::Builder::from(sdk)
+            .record_calls()
+            .build(),
+    )
+}
+
+/// An SSM client (with the call recorder when `TRADEFLOW_AWS_CALL_LOG` is set).
+pub fn ssm_client(sdk: &aws_config::SdkConfig) -> aws_sdk_ssm::Client {
+    aws_sdk_ssm::Client::from_conf(
+        aws_sdk_ssm::config::Builder::from(sdk)
+            .record_calls()
+            .build(),
+    )
+}
+
+/// A Secrets Manager client (with the call recorder when `TRADEFLOW_AWS_CALL_LOG` is set).
+pub fn secretsmanager_client(sdk: &aws_config::SdkConfig) -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::config::Builder::from(sdk)
+            .record_calls()
+            .build(),
+    )
 }

@@ -107,7 +107,7 @@ pub const FUNCTIONS: &[FunctionEnv] = &[
     },
     FunctionEnv {
         function: "fetch-market-data",
-        reads: &[STEP, IBKR, &["SYMBOLS_TABLE"]],
+        reads: &[STEP, IBKR],
     },
     FunctionEnv {
         function: "compute-indicators",
@@ -142,7 +142,6 @@ pub const FUNCTIONS: &[FunctionEnv] = &[
             &[
                 "ORDERS_TABLE",
                 "POSITIONS_TABLE",
-                "PORTFOLIO_TABLE",
                 "TRADES_TABLE",
                 "ORDER_POLL_SECONDS",
             ],
@@ -169,7 +168,6 @@ pub const FUNCTIONS: &[FunctionEnv] = &[
             STEP,
             IBKR,
             &[
-                "ORDERS_TABLE",
                 "POSITIONS_TABLE",
                 "TRADES_TABLE",
                 "PORTFOLIO_TABLE",
@@ -187,7 +185,8 @@ pub const FUNCTIONS: &[FunctionEnv] = &[
     },
     FunctionEnv {
         function: "session-keepalive",
-        reads: &[IBKR],
+        // The brokerage session's state is an item in the symbols table.
+        reads: &[IBKR, &["SYMBOLS_TABLE"]],
     },
     FunctionEnv {
         function: "position-monitor",
@@ -196,7 +195,6 @@ pub const FUNCTIONS: &[FunctionEnv] = &[
             IBKR,
             &[
                 "STRATEGIES_TABLE",
-                "PORTFOLIO_TABLE",
                 "POSITIONS_TABLE",
                 "ORDERS_TABLE",
                 "TRADES_TABLE",

@@ -3,6 +3,7 @@
 //! harness that gives every Lambda the same lineage and error behaviour.
 
 pub mod aws;
+pub mod aws_calls;
 pub mod backfill;
 pub mod blobs;
 pub mod books;

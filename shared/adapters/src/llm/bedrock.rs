@@ -22,6 +22,7 @@ use tradeflow_core::payloads::TokenUsage;
 use tradeflow_core::signal::structured_answer_schema;
 
 use super::{AnalysisRequest, AnalysisResponse, ChartAnalyst, LlmError};
+use crate::aws_calls::RecordCalls;
 
 pub const DEFAULT_MODEL: &str = "anthropic.claude-3-5-sonnet-20240620-v1:0";
 const TOOL: &str = "record_signal";
@@ -82,7 +83,7 @@ impl BedrockClient {
             conf = conf.endpoint_url(url);
         }
         Self {
-            client: aws_sdk_bedrockruntime::Client::from_conf(conf.build()),
+            client: aws_sdk_bedrockruntime::Client::from_conf(conf.record_calls().build()),
             settings,
         }
     }

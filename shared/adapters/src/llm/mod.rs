@@ -234,7 +234,7 @@ async fn api_key(config: &Config) -> Result<Secret, LlmError> {
     FROM_SECRETS_MANAGER
         .get_or_try_init(|| async {
             let sdk = aws_config::load_from_env().await;
-            let out = aws_sdk_secretsmanager::Client::new(&sdk)
+            let out = crate::aws::secretsmanager_client(&sdk)
                 .get_secret_value()
                 .secret_id(arn)
                 .send()
