@@ -82,7 +82,9 @@ export const PERMISSIONS: Record<string, FunctionPermissions> = {
       // Order intents (and the release of a failed one), entry/exit and contract claims on
       // positions inside transactions (issue 12), the closed trades of the day (by_closed).
       'tradeflow-orders': ['GetItem', 'PutItem', 'DeleteItem'],
-      'tradeflow-positions': ['GetItem', 'Query', 'PutItem', 'UpdateItem'],
+      // DeleteItem: a claim released inside a transaction (seen by the IAM check only when
+      // an entry is refused after its claim, under concurrent runs).
+      'tradeflow-positions': ['GetItem', 'Query', 'PutItem', 'UpdateItem', 'DeleteItem'],
       'tradeflow-trades': ['Query'],
       ...STEP_LINEAGE,
       [GATEWAY]: DISCIPLINE,
