@@ -26,7 +26,7 @@ use crate::app::{ApiSettings, App};
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let deps = Deps::for_function("api").await?;
-    let sdk = aws_config::load_from_env().await;
+    let sdk = deps.sdk.clone();
     let settings =
         ApiSettings::load(&deps, &tradeflow_adapters::aws::secretsmanager_client(&sdk)).await?;
     let schedules = Schedules {

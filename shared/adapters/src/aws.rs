@@ -12,6 +12,9 @@ pub struct Deps {
     pub s3: aws_sdk_s3::Client,
     /// Domain events (OrderFilled, PositionClosed) go to `EVENT_BUS_NAME`.
     pub events: aws_sdk_eventbridge::Client,
+    /// The SDK configuration the clients were built from: a function building more
+    /// clients uses it instead of loading the environment again at cold start.
+    pub sdk: aws_config::SdkConfig,
 }
 
 impl Deps {
@@ -54,6 +57,7 @@ impl Deps {
             events: eventbridge_client(sdk),
             s3,
             config,
+            sdk: sdk.clone(),
         }
     }
 }

@@ -70,6 +70,13 @@ const IBKR: &[&str] = &[
 ];
 /// Every workflow step: its lineage item, and the bucket a large payload spills to.
 const STEP: &[&str] = &["LINEAGE_TABLE", "CHARTS_BUCKET"];
+/// The order path's books and how often it polls the broker (place and check).
+const ORDERS: &[&str] = &[
+    "ORDERS_TABLE",
+    "POSITIONS_TABLE",
+    "TRADES_TABLE",
+    "ORDER_POLL_SECONDS",
+];
 
 /// What one function reads from its environment (besides [`RUNTIME`]).
 #[derive(Debug)]
@@ -136,31 +143,11 @@ pub const FUNCTIONS: &[FunctionEnv] = &[
     },
     FunctionEnv {
         function: "place-order",
-        reads: &[
-            STEP,
-            IBKR,
-            &[
-                "ORDERS_TABLE",
-                "POSITIONS_TABLE",
-                "TRADES_TABLE",
-                "ORDER_POLL_SECONDS",
-            ],
-        ],
+        reads: &[STEP, IBKR, ORDERS],
     },
     FunctionEnv {
         function: "check-order",
-        reads: &[
-            STEP,
-            IBKR,
-            &[
-                "ORDERS_TABLE",
-                "POSITIONS_TABLE",
-                "TRADES_TABLE",
-                "ORDER_POLL_SECONDS",
-                "ORDER_MAX_POLLS",
-                "EVENT_BUS_NAME",
-            ],
-        ],
+        reads: &[STEP, IBKR, ORDERS, &["ORDER_MAX_POLLS", "EVENT_BUS_NAME"]],
     },
     FunctionEnv {
         function: "update-portfolio",
