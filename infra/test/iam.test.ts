@@ -129,3 +129,16 @@ describe('IAM of the api function (once resources.json lists it)', () => {
     assert.equal(starts.length, 1);
   });
 });
+
+// A function's table names (resources.json `tables`, what the template sets as its env) and its
+// grants (permissions.ts) are two lists of one fact: a name without a grant fails on AWS, a
+// grant without a name is dead.
+describe('tables a function is told of are the tables it is granted', () => {
+  it('agree for every function', () => {
+    for (const f of resources.functions) {
+      const told = [...(f.tables ?? [])].sort();
+      const granted = Object.keys(PERMISSIONS[f.name]?.tables ?? {}).sort();
+      assert.deepEqual(told, granted, `${f.name}: resources.json tables vs permissions.ts tables`);
+    }
+  });
+});
